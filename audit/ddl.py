@@ -1,0 +1,36 @@
+"""Triggers that make the database itself refuse UPDATE and DELETE on audit_event.
+
+Run by the migration that creates the table, on SQLite and PostgreSQL alike.
+"""
+
+SQLITE = [
+    """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+       BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+       BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: DELETE refused'); END""",
+]
+
+POSTGRESQL = [
+    """CREATE OR REPLACE FUNCTION audit_event_refuse_change() RETURNS trigger AS $$
+       BEGIN
+         RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP;
+       END; $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER audit_event_no_update BEFORE UPDATE OR DELETE ON audit_event
+       FOR EACH ROW EXECUTE FUNCTION audit_event_refuse_change()""",
+    """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+       FOR EACH STATEMENT EXECUTE FUNCTION audit_event_refuse_change()""",
+]
+
+DROP_SQLITE = ["DROP TRIGGER IF EXISTS audit_event_no_update",
+               "DROP TRIGGER IF EXISTS audit_event_no_delete"]
+DROP_POSTGRESQL = ["DROP TRIGGER IF EXISTS audit_event_no_update ON audit_event",
+                   "DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event",
+                   "DROP FUNCTION IF EXISTS audit_event_refuse_change()"]
+
+
+def create_statements(dialect_name):
+    return POSTGRESQL if dialect_name == "postgresql" else SQLITE
+
+
+def drop_statements(dialect_name):
+    return DROP_POSTGRESQL if dialect_name == "postgresql" else DROP_SQLITE

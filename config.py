@@ -1,0 +1,49 @@
+"""ecrf configuration: every setting comes from an ``ECRF_*`` environment variable, with safe defaults.
+
+This file is read by path (``ecrf.settings.load``), never imported as a top-level module, so an
+installed ecrf cannot clash with another project's ``config``. It has no side effects: it only turns an
+environment mapping into a settings dictionary.
+
+=============================  ================================================================
+variable                       meaning (default)
+=============================  ================================================================
+ECRF_ENV                       ``production`` | ``development`` | ``testing`` (production)
+ECRF_INSTANCE_PATH             folder for the SQLite file and the demo's secret key (./instance)
+ECRF_DATABASE_URL              SQLAlchemy URL (sqlite:///<instance>/ecrf.sqlite3); PostgreSQL
+                               as postgresql+psycopg://user@host/db
+ECRF_SECRET_KEY                session and CSRF signing key; required in production
+ECRF_FORMS_PATH                folder of study folders loaded by ``ecrf demo`` (the bundled forms/)
+ECRF_MAX_DEFINITION_BYTES      largest study or form file accepted (1048576)
+ECRF_SESSION_IDLE_MINUTES      idle session timeout (30)
+ECRF_LOCKOUT_ATTEMPTS          failed logins before a lockout (5)
+ECRF_LOCKOUT_MINUTES           length of a lockout (15)
+ECRF_SECURE_COOKIES            send cookies over HTTPS only (on in production, off otherwise)
+=============================  ================================================================
+"""
+import os
+from pathlib import Path
+
+
+def _flag(value, default):
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environ(environ=None):
+    """Return the settings for ``environ`` (``os.environ`` when omitted)."""
+    env = os.environ if environ is None else environ
+    mode = env.get("ECRF_ENV", "production").strip().lower() or "production"
+    instance = Path(env.get("ECRF_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+    return {
+        "ECRF_ENV": mode,
+        "INSTANCE_PATH": str(instance),
+        "DATABASE_URL": env.get("ECRF_DATABASE_URL") or f"sqlite:///{instance / 'ecrf.sqlite3'}",
+        "SECRET_KEY": env.get("ECRF_SECRET_KEY") or None,
+        "FORMS_PATH": env.get("ECRF_FORMS_PATH") or None,
+        "MAX_DEFINITION_BYTES": int(env.get("ECRF_MAX_DEFINITION_BYTES") or 1024 * 1024),
+        "SESSION_IDLE_MINUTES": int(env.get("ECRF_SESSION_IDLE_MINUTES") or 30),
+        "LOCKOUT_ATTEMPTS": int(env.get("ECRF_LOCKOUT_ATTEMPTS") or 5),
+        "LOCKOUT_MINUTES": int(env.get("ECRF_LOCKOUT_MINUTES") or 15),
+        "SECURE_COOKIES": _flag(env.get("ECRF_SECURE_COOKIES"), mode == "production"),
+    }

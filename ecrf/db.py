@@ -1,0 +1,104 @@
+"""Engine, session factory and the declarative Base shared by every model.
+
+SQLite is the embedded default and PostgreSQL the production database; everything here behaves the
+same on both. SQLite runs in WAL mode with foreign keys on, and its transactions are started by us
+(``BEGIN`` or ``BEGIN IMMEDIATE``) so that a writing service holds the database write lock from its
+first statement: that is what serialises audit appends on SQLite (``write_transaction``).
+"""
+import contextlib
+import datetime as dt
+
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: A JSON document column: JSONB on PostgreSQL, JSON text on SQLite.
+JSONDocument = JSON().with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on both databases (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict: JSONDocument}
+
+
+def utcnow():
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def make_engine(url, **kwargs):
+    """Create an engine for ``url`` with ecrf's SQLite pragmas and transaction handling."""
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine):
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event below issue BEGIN, so we choose DEFERRED or IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        immediate = connection.get_execution_options().get("ecrf_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_session_factory(engine):
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+@contextlib.contextmanager
+def write_transaction(session):
+    """Begin ``session``'s transaction as a writer, or join the one already open.
+
+    On SQLite the transaction starts with BEGIN IMMEDIATE (the database write lock is taken at once,
+    so two writers never both read the audit head); on PostgreSQL the audit append takes its own
+    advisory lock. Commits on success and rolls back on any exception when it began the transaction.
+    """
+    if session.in_transaction():
+        yield session
+        return
+    with session.begin():
+        session.connection(execution_options={"ecrf_write": True})
+        yield session

@@ -1,0 +1,131 @@
+"""Frozen in-memory study definitions, built only by the loader from files it has fully validated."""
+import dataclasses
+import hashlib
+import json
+from types import MappingProxyType
+
+
+def canonical_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(value):
+    """sha256 over the canonical JSON of ``value``: equal content, equal hash."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldDef:
+    """One top-level property of a form: its name, title and JSON Schema."""
+
+    name: str
+    title: str
+    schema: MappingProxyType
+    required: bool
+
+    @property
+    def ecrf(self):
+        return self.schema.get("x-ecrf", {})
+
+    @property
+    def kind(self):
+        """A short description of the field's type, used by diffs and listings."""
+        schema = self.schema
+        if "enum" in schema or "oneOf" in schema:
+            return "code list"
+        if schema.get("type") == "array":
+            items = schema.get("items", {})
+            return "repeating group" if items.get("type") == "object" else "multiple choice"
+        kind = schema.get("type", "any")
+        if isinstance(kind, list):
+            kind = "/".join(kind)
+        fmt = schema.get("format")
+        return f"{kind} ({fmt})" if fmt else kind
+
+
+@dataclasses.dataclass(frozen=True)
+class FormDef:
+    """One form version: its id, its JSON Schema, and the hash that names the version."""
+
+    id: str
+    title: str
+    schema: MappingProxyType
+    hash: str
+    fields: tuple
+
+    @property
+    def version(self):
+        """The form version label stored with every record: ``<form>@<first 12 hash digits>``."""
+        return f"{self.id}@{self.hash[:12]}"
+
+    def field(self, name):
+        return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Visit:
+    id: str
+    label: str
+    day: int
+    window_before: int
+    window_after: int
+    forms: tuple
+    arms: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    id: str
+    name: str
+    timezone: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A whole validated study: study.json plus its forms, named by ``hash``."""
+
+    id: str
+    title: str
+    visits: tuple
+    forms: MappingProxyType          # form id -> FormDef
+    log_forms: tuple
+    sites: tuple
+    arms: tuple
+    document: MappingProxyType       # study.json as written
+    hash: str
+
+    def visit(self, visit_id):
+        return next((v for v in self.visits if v.id == visit_id), None)
+
+    @property
+    def eligibility(self):
+        return self.document.get("eligibility")
+
+    @property
+    def safety(self):
+        return self.document.get("safety")
+
+    def stored_definition(self):
+        """The JSON stored for this version: study.json and every form schema."""
+        return {"study": _thaw(self.document),
+                "forms": {fid: _thaw(f.schema) for fid, f in self.forms.items()}}
+
+
+def freeze(value):
+    """Deep read-only view of parsed JSON (dicts become mappingproxies, lists tuples)."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def _thaw(value):
+    if isinstance(value, MappingProxyType):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+thaw = _thaw

@@ -1,0 +1,11 @@
+"""ORM models, one module per concept. Import from here so every table is registered."""
+from ecrf.models.record import FormRecord, RecordStatus
+from ecrf.models.site import Site
+from ecrf.models.study import FormVersion, Study, StudyVersion, StudyVersionForm
+from ecrf.models.subject import Subject, SubjectState
+from ecrf.models.user import ROLES, ApiToken, RoleGrant, User
+
+__all__ = [
+    "ROLES", "ApiToken", "FormRecord", "FormVersion", "RecordStatus", "RoleGrant", "Site", "Study",
+    "StudyVersion", "StudyVersionForm", "Subject", "SubjectState", "User",
+]
