@@ -9,6 +9,8 @@ class Action(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
     CLEAR = "clear"
+    #: A missing-data flag set or removed on a field (not done / unknown / not applicable).
+    MISSING = "missing_flag"
     STATUS = "status_change"
     SIGN = "sign"
     VERIFY = "verify"

@@ -15,6 +15,7 @@ class RecordState:
     subject: str
     form: str
     data: dict = dataclasses.field(default_factory=dict)
+    missing: dict = dataclasses.field(default_factory=dict)
     status: str | None = None
     first_seq: int = 0
     last_seq: int = 0
@@ -36,6 +37,11 @@ class ReplayState:
             state.last_seq = row["seq"]
             if action == Action.STATUS:
                 state.status = _load(row["new_value"])
+            elif action == Action.MISSING:
+                if row["new_value"] is None:
+                    state.missing.pop(row["field"], None)
+                else:
+                    state.missing[row["field"]] = _load(row["new_value"])
             elif row["field"] is not None:
                 set_pointer(state.data, row["field"], _load(row["new_value"]),
                             remove=row["new_value"] is None)
@@ -43,7 +49,7 @@ class ReplayState:
             self.subjects[(row["study"], row["subject"])] = (_load(row["new_value"]), row["seq"])
 
 
-_FIELD_ACTIONS = {Action.CREATE, Action.UPDATE, Action.CLEAR, Action.STATUS}
+_FIELD_ACTIONS = {Action.CREATE, Action.UPDATE, Action.CLEAR, Action.STATUS, Action.MISSING}
 
 
 def _load(text):

@@ -1,3 +1,3 @@
 from ecrf.cli import main
 
-main()
+main(prog_name="ecrf")

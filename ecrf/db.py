@@ -84,21 +84,70 @@ def _configure_sqlite(engine):
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_session_factory(engine):
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+def make_session_factory(bind):
+    """Sessions on ``bind``: an engine, or (in tests) a connection whose outer transaction the test
+    rolls back; services' transactions then become savepoints inside it."""
+    return sessionmaker(bind=bind, expire_on_commit=False, autoflush=True,
+                        join_transaction_mode="create_savepoint")
+
+
+#: session.info key set while a service transaction is open; nested service calls join it.
+_WRITING = "ecrf_writing"
 
 
 @contextlib.contextmanager
 def write_transaction(session):
-    """Begin ``session``'s transaction as a writer, or join the one already open.
+    """Run a service's writes in one transaction: begin it as a writer, or join the one open.
 
     On SQLite the transaction starts with BEGIN IMMEDIATE (the database write lock is taken at once,
     so two writers never both read the audit head); on PostgreSQL the audit append takes its own
-    advisory lock. Commits on success and rolls back on any exception when it began the transaction.
+    advisory lock. Commits on success and rolls back on any exception when it began the transaction;
+    a service called inside another service's ``write_transaction`` joins it, so calls can be grouped.
+
+    A read-only transaction the session began by itself (a view loading objects first) is ended
+    before the write begins. Pending changes made outside a service are a bug (only services write
+    clinical data) and are refused rather than committed.
     """
-    if session.in_transaction():
+    if session.info.get(_WRITING):
         yield session
         return
-    with session.begin():
-        session.connection(execution_options={"ecrf_write": True})
-        yield session
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("changes pending outside a service transaction: only services write")
+    if session.in_transaction():
+        session.commit()
+    session.info[_WRITING] = True
+    try:
+        with session.begin():
+            session.connection(execution_options={"ecrf_write": True})
+            yield session
+    finally:
+        session.info.pop(_WRITING, None)
+
+
+class Database:
+    """The engine and session factory of one app; a session per request, closed at its end."""
+
+    def __init__(self, bind):
+        self.engine = make_engine(bind) if isinstance(bind, str) else bind
+        self.sessions = make_session_factory(bind if not isinstance(bind, str) else self.engine)
+
+    def init_app(self, app):
+        app.extensions["ecrf_db"] = self
+        app.teardown_appcontext(self._close)
+
+    @staticmethod
+    def _close(_exc):
+        from flask import g
+
+        session = g.pop("ecrf_session", None)
+        if session is not None:
+            session.close()
+
+
+def get_session():
+    """The current request's (or app context's) session."""
+    from flask import current_app, g
+
+    if "ecrf_session" not in g:
+        g.ecrf_session = current_app.extensions["ecrf_db"].sessions()
+    return g.ecrf_session

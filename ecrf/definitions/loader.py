@@ -168,16 +168,19 @@ def load_study(path, max_bytes=MAX_FILE_BYTES):
         doc = read_json(file, problems, max_bytes)
         if doc is not None:
             form_docs[file.stem] = doc
-    if study_doc is None:
-        raise StudyInvalid(problems.errors)
 
+    # study.json is judged on its own: a broken form file must not hide its problems, nor a broken
+    # study.json those of the forms (every problem is reported, not just the first).
     study_name = _display(study_file)
-    if not isinstance(study_doc, dict):
-        problems.add(study_name, "/", "study.json must hold a JSON object")
-        raise StudyInvalid(problems.errors)
-    for pointer, message in metaschema.iter_errors(metaschema.STUDY_SCHEMA, study_doc):
-        problems.add(study_name, pointer, message)
-    study_ok = not problems.errors
+    study_ok = False
+    if study_doc is not None:
+        if not isinstance(study_doc, dict):
+            problems.add(study_name, "/", "study.json must hold a JSON object")
+        else:
+            before = len(problems.errors)
+            for pointer, message in metaschema.iter_errors(metaschema.STUDY_SCHEMA, study_doc):
+                problems.add(study_name, pointer, message)
+            study_ok = len(problems.errors) == before
 
     forms = {}
     for form_id, doc in form_docs.items():
@@ -363,6 +366,8 @@ def _resolve_local(doc, ref):
 def _check_refs(name, doc, problems):
     """Only local ``$ref``s to existing places, and none that leads back to itself."""
     refs, shown = {}, {}
+    anchors = {schema["$anchor"]: pointer for pointer, schema in _walk_schemas(doc)
+               if isinstance(schema.get("$anchor"), str)}
     for pointer, schema in _walk_schemas(doc):
         ref = schema.get("$ref")
         if ref is None:
@@ -371,10 +376,14 @@ def _check_refs(name, doc, problems):
             problems.add(name, f"{pointer}/$ref",
                          f"{ref!r} leaves the file: only local references such as #/$defs/x are allowed")
             continue
-        if _resolve_local(doc, ref) is None:
+        if ref == "#" or ref.startswith("#/"):
+            target = ref[1:] if _resolve_local(doc, ref) is not None else None
+        else:  # "#name" names an $anchor, not a JSON pointer
+            target = anchors.get(ref[1:])
+        if target is None:
             problems.add(name, f"{pointer}/$ref", f"{ref!r} points to nothing in this file")
             continue
-        refs[pointer or "#"] = ref[1:] or "#"
+        refs[pointer or "#"] = target or "#"
         shown[pointer or "#"] = ref
     # A cycle: following refs (or the nesting from a ref target to refs inside it) returns to a start.
     targets = {}

@@ -37,7 +37,7 @@ class FieldDef:
             items = schema.get("items", {})
             return "repeating group" if items.get("type") == "object" else "multiple choice"
         kind = schema.get("type", "any")
-        if isinstance(kind, list):
+        if isinstance(kind, (list, tuple)):  # a frozen schema holds tuples, a plain one lists
             kind = "/".join(kind)
         fmt = schema.get("format")
         return f"{kind} ({fmt})" if fmt else kind

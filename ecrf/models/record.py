@@ -32,6 +32,8 @@ class FormRecord(Base):
     #: The form version the data was saved against; never reinterpreted silently.
     form_version_id: Mapped[int] = mapped_column(ForeignKey("form_version.id"))
     data: Mapped[dict] = mapped_column(default=dict)
+    #: Missing-data flags kept apart from values: {"/field": {"flag": "not_done", "reason": "..."}}.
+    missing: Mapped[dict] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20))
     #: Optimistic-concurrency version, bumped by every save.
     version: Mapped[int] = mapped_column(default=1)

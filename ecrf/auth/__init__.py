@@ -1,0 +1,1 @@
+"""Users, roles, API tokens, passwords, login controls and the one permission table."""

@@ -1,0 +1,73 @@
+"""Signing in: password check, lockout after repeated failures, and the audit of each attempt.
+
+The answer never reveals whether a username exists: an unknown user costs the same hash
+verification and gets the same message as a wrong password.
+"""
+import dataclasses
+import datetime as dt
+
+from sqlalchemy import select
+
+from audit import Action, append
+from ecrf.actor import Actor
+from ecrf.auth.passwords import DUMMY_HASH, verify_password
+from ecrf.db import utcnow, write_transaction
+from ecrf.models import User
+
+REFUSED = "Unknown username or wrong password, or the account is locked. Try again later or ask an administrator."
+
+
+@dataclasses.dataclass(frozen=True)
+class LoginPolicy:
+    attempts: int = 5
+    lockout: dt.timedelta = dt.timedelta(minutes=15)
+
+
+class LoginRefused(Exception):
+    def __init__(self):
+        super().__init__(REFUSED)
+
+
+def authenticate(session, username, password, context, policy=LoginPolicy()):
+    """Return the user when the credentials are right and the account usable, else None.
+
+    Writes login, login_failed and lockout events in their own transaction, committed even when
+    the login is refused (returning None rather than raising inside the transaction keeps them).
+    """
+    username = (username or "").strip()[:64]
+    with write_transaction(session):
+        user = session.scalar(select(User).where(User.username == username)) if username else None
+        now = utcnow()
+        ok = verify_password(user.password_hash if user else DUMMY_HASH, password or "")
+        actor = Actor(user.id if user else None, username or "(empty)", None, context)
+        if user is None or not user.active:
+            append(session.connection(), actor.event(Action.LOGIN_FAILED, reason="unknown or inactive user"))
+            return None
+        if user.locked_until is not None and user.locked_until > now:
+            append(session.connection(), actor.event(Action.LOGIN_FAILED, reason="account locked"))
+            return None
+        if not ok:
+            user.failed_logins += 1
+            reason = f"wrong password ({user.failed_logins} of {policy.attempts})"
+            append(session.connection(), actor.event(Action.LOGIN_FAILED, reason=reason))
+            if user.failed_logins >= policy.attempts:
+                user.locked_until = now + policy.lockout
+                user.failed_logins = 0
+                append(session.connection(), actor.event(
+                    Action.LOCKOUT, reason=f"locked until {user.locked_until.isoformat()}"))
+            return None
+        user.failed_logins, user.locked_until = 0, None
+        append(session.connection(), actor.event(Action.LOGIN))
+    return user
+
+
+def login_or_raise(session, username, password, context, policy=LoginPolicy()):
+    user = authenticate(session, username, password, context, policy)
+    if user is None:
+        raise LoginRefused()
+    return user
+
+
+def record_logout(session, user, context):
+    with write_transaction(session):
+        append(session.connection(), Actor.for_user(user, context).event(Action.LOGOUT))

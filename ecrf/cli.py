@@ -1,0 +1,435 @@
+"""The ``ecrf`` command: set-up, study definitions, sites, users, roles, tokens, audit and serving.
+
+Every command exits 0 on success and 1 with a one-line message on a user error, never a traceback.
+Commands call the same services as the web pages, so the CLI changes nothing the log does not see.
+"""
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from ecrf import settings as settings_module
+
+
+class Context:
+    """Settings and, on first use, the database of one command run."""
+
+    def __init__(self):
+        self._db = None
+        self._settings = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            self._settings = settings_module.load()
+        return self._settings
+
+    @property
+    def db(self):
+        if self._db is None:
+            from ecrf.db import Database
+
+            url = self.settings["DATABASE_URL"]
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self._db = Database(url)
+        return self._db
+
+    @contextlib.contextmanager
+    def session(self):
+        session = self.db.sessions()
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn the errors a user can cause into a one-line message and exit code 1."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from ecrf.errors import EcrfError
+    from ecrf.settings import ConfigurationError
+
+    try:
+        yield
+    except EcrfError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OperationalError, ProgrammingError) as exc:
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise click.ClickException(
+            f"database error: {first} (is the database reachable and initialised? run ecrf init-db)") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ecrf")
+def main():
+    """ecrf: electronic case report forms for clinical trials."""
+
+
+# --- set-up -------------------------------------------------------------------------------------
+
+@main.command("init-db")
+@pass_ctx
+def init_db(ctx):
+    """Create the database schema, or upgrade it to the current version."""
+    from ecrf import migrate
+
+    with user_errors():
+        migrate.upgrade(ctx.db.engine)
+        click.echo(f"database at revision {migrate.current_revision(ctx.db.engine)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def serve(host, port, workers):
+    """Serve the application under gunicorn (ECRF_SECRET_KEY required in production)."""
+    from ecrf import create_app
+    from ecrf.serve import run
+
+    with user_errors():
+        run(create_app(), host, port, workers)
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-serve", is_flag=True, help="Set everything up, print the logins, and exit.")
+def demo(port, no_serve):
+    """Set up the demo (database, every study under forms/, users, sample data) and serve it on
+    127.0.0.1."""
+    from ecrf.demo import prepare_demo
+
+    with user_errors():
+        app, logins = prepare_demo()
+        url = f"http://127.0.0.1:{port}/login"
+        click.echo(f"ecrf demo ready: {url}")
+        click.echo("Sign in as any of these (password for all: " + logins.password + "):")
+        for username, role in logins.users:
+            click.echo(f"  {username:<14} {role}")
+        if no_serve:
+            return
+        from ecrf.serve import run
+
+        run(app, "127.0.0.1", port, 2)
+
+
+# --- studies ------------------------------------------------------------------------------------
+
+@main.group()
+def study():
+    """Validate, load, list and compare study definitions."""
+
+
+def _load_or_report(path, max_bytes):
+    from ecrf.definitions import StudyInvalid, load_study
+
+    try:
+        return load_study(path, max_bytes=max_bytes), []
+    except StudyInvalid as exc:
+        return None, exc.errors
+
+
+@study.command("validate")
+@click.argument("paths", nargs=-1, required=True)
+@pass_ctx
+def study_validate(ctx, paths):
+    """Check study folders; print one line per problem (file: pointer: message)."""
+    bad = 0
+    for path in paths:
+        loaded, errors = _load_or_report(path, ctx.settings["MAX_DEFINITION_BYTES"])
+        for error in errors:
+            click.echo(str(error))
+        if loaded is None:
+            bad += 1
+        else:
+            click.echo(f"{path}: valid ({len(loaded.forms)} forms, {len(loaded.visits)} visits, "
+                       f"content {loaded.hash[:12]})", err=True)
+    sys.exit(1 if bad else 0)
+
+
+@study.command("load")
+@click.argument("path")
+@pass_ctx
+def study_load(ctx, path):
+    """Store a study folder as a new version (a no-op when nothing changed)."""
+    from ecrf.actor import Actor
+    from ecrf.definitions.publish import publish_study
+
+    loaded, errors = _load_or_report(path, ctx.settings["MAX_DEFINITION_BYTES"])
+    if loaded is None:
+        for error in errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(f"{path}: not loaded, {len(errors)} problem(s); nothing was stored")
+    with user_errors(), ctx.session() as session:
+        result = publish_study(session, Actor.cli(), loaded)
+    word = "loaded as version" if result.created else "unchanged, still version"
+    click.echo(f"{result.study_key}: {word} {result.version} ({result.content_hash[:12]})")
+
+
+@study.command("list")
+@pass_ctx
+def study_list(ctx):
+    """List the loaded studies and their versions."""
+    from sqlalchemy import select
+
+    from ecrf.models import Study
+
+    with user_errors(), ctx.session() as session:
+        studies = session.scalars(select(Study).order_by(Study.key)).all()
+        if not studies:
+            click.echo("no studies loaded")
+        for row in studies:
+            click.echo(f"{row.key}  {row.title}")
+            for version in row.versions:
+                click.echo(f"  version {version.number}  {version.content_hash[:12]}  "
+                           f"{version.loaded_at:%Y-%m-%dT%H:%M:%SZ}  by {version.loaded_by}")
+
+
+@study.command("diff")
+@click.argument("path")
+@pass_ctx
+def study_diff(ctx, path):
+    """Describe what loading PATH would change against the stored current version."""
+    from sqlalchemy import select
+
+    from ecrf.definitions.diff import describe_changes
+    from ecrf.models import Study
+
+    loaded, errors = _load_or_report(path, ctx.settings["MAX_DEFINITION_BYTES"])
+    if loaded is None:
+        for error in errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(f"{path}: invalid, {len(errors)} problem(s)")
+    with user_errors(), ctx.session() as session:
+        row = session.scalar(select(Study).where(Study.key == loaded.id))
+        current = row.current if row else None
+        if current is not None and current.content_hash == loaded.hash:
+            click.echo(f"{loaded.id}: no changes against version {current.number}")
+            return
+        for line in describe_changes(current.definition if current else None, loaded):
+            click.echo(line)
+
+
+# --- sites, users, roles, tokens ------------------------------------------------------------------
+
+@main.group()
+def site():
+    """Manage the sites of a study."""
+
+
+@site.command("add")
+@click.argument("study_key", metavar="STUDY")
+@click.argument("site_id")
+@click.option("--name", required=True, help="The site's name.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA zone for showing times.")
+@pass_ctx
+def site_add(ctx, study_key, site_id, name, timezone):
+    """Add SITE_ID to STUDY."""
+    from ecrf.actor import Actor
+    from ecrf.studies import add_site
+
+    with user_errors(), ctx.session() as session:
+        add_site(session, Actor.cli(), study_key, site_id, name, timezone)
+    click.echo(f"site {site_id} added to {study_key}")
+
+
+@main.group()
+def user():
+    """Create, change, deactivate and list users (never deleted)."""
+
+
+def _read_password(password_stdin, confirm=True):
+    if password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise click.ClickException("no password on standard input")
+        return line.rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--name", help="Full name, as shown on signatures.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin; "
+              "the user need not change it at first sign-in.")
+@pass_ctx
+def user_create(ctx, username, name, password_stdin):
+    """Create USERNAME (prompts for a password unless --password-stdin)."""
+    from ecrf.actor import Actor
+    from ecrf.auth.accounts import create_user
+
+    password = _read_password(password_stdin)
+    with user_errors(), ctx.session() as session:
+        create_user(session, Actor.cli(), username, password, name=name,
+                    must_change_password=not password_stdin)
+    click.echo(f"user {username} created")
+
+
+@user.command("update")
+@click.argument("username")
+@click.option("--name", help="New full name.")
+@click.option("--password", "set_password", is_flag=True, help="Set a new password (prompted).")
+@click.option("--password-stdin", is_flag=True, help="Set a new password read from stdin.")
+@pass_ctx
+def user_update(ctx, username, name, set_password, password_stdin):
+    """Change a user's name or password."""
+    from ecrf.actor import Actor
+    from ecrf.auth.accounts import update_user
+
+    password = _read_password(password_stdin) if (set_password or password_stdin) else None
+    with user_errors(), ctx.session() as session:
+        update_user(session, Actor.cli(), username, name=name, password=password)
+    click.echo(f"user {username} updated")
+
+
+@user.command("deactivate")
+@click.argument("username")
+@click.option("--reason", help="Why (kept in the audit log).")
+@pass_ctx
+def user_deactivate(ctx, username, reason):
+    """Deactivate USERNAME: sessions end and API tokens stop working at once."""
+    from ecrf.actor import Actor
+    from ecrf.auth.accounts import deactivate_user
+
+    with user_errors(), ctx.session() as session:
+        deactivate_user(session, Actor.cli(), username, reason)
+    click.echo(f"user {username} deactivated")
+
+
+@user.command("list")
+@pass_ctx
+def user_list(ctx):
+    """List users with their state and roles."""
+    from ecrf.auth.accounts import list_users, user_grants
+
+    with user_errors(), ctx.session() as session:
+        for row in list_users(session):
+            grants = ", ".join(f"{s}:{r}@{site or '*'}" for s, r, site in user_grants(session, row))
+            state = "active" if row.active else "inactive"
+            click.echo(f"{row.username:<20} {state:<8} {row.name}  {grants}")
+
+
+@main.group()
+def role():
+    """Grant and revoke roles in a study."""
+
+
+def _role_options(command):
+    for decorator in reversed([
+        click.argument("username"),
+        click.option("--study", "study_key", required=True, help="Study id."),
+        click.option("--role", "role_name", required=True, help="admin, investigator, site_staff, "
+                     "monitor, data_manager, sponsor or pharmacist."),
+        click.option("--site", "sites", multiple=True, help="Limit to this site (repeatable); "
+                     "none: all sites."),
+        pass_ctx,
+    ]):
+        command = decorator(command)
+    return command
+
+
+@role.command("grant")
+@_role_options
+def role_grant(ctx, username, study_key, role_name, sites):
+    """Grant ROLE in STUDY to USERNAME."""
+    from ecrf.actor import Actor
+    from ecrf.auth.accounts import grant_role
+
+    with user_errors(), ctx.session() as session:
+        grant_role(session, Actor.cli(), username, study_key, role_name, sites)
+    click.echo(f"{username}: {role_name} in {study_key} at {', '.join(sites) or 'all sites'}")
+
+
+@role.command("revoke")
+@_role_options
+def role_revoke(ctx, username, study_key, role_name, sites):
+    """Revoke ROLE in STUDY from USERNAME."""
+    from ecrf.actor import Actor
+    from ecrf.auth.accounts import revoke_role
+
+    with user_errors(), ctx.session() as session:
+        revoke_role(session, Actor.cli(), username, study_key, role_name, sites)
+    click.echo(f"{username}: {role_name} revoked in {study_key}")
+
+
+@main.group()
+def token():
+    """Create and revoke API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@pass_ctx
+def token_create(ctx, username):
+    """Create an API token for USERNAME; the token is the last line printed (shown once)."""
+    from ecrf.actor import Actor
+    from ecrf.auth.accounts import create_token
+
+    with user_errors(), ctx.session() as session:
+        value = create_token(session, Actor.cli(), username)
+    click.echo(f"API token for {username} (shown once; it acts with the user's roles):")
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("username")
+@click.option("--prefix", help="Revoke only the token starting with this (default: all).")
+@pass_ctx
+def token_revoke(ctx, username, prefix):
+    """Revoke USERNAME's API tokens."""
+    from ecrf.actor import Actor
+    from ecrf.auth.accounts import revoke_token
+
+    with user_errors(), ctx.session() as session:
+        count = revoke_token(session, Actor.cli(), username, prefix)
+    click.echo(f"{count} token(s) of {username} revoked")
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+@main.group("audit")
+def audit_group():
+    """Verify, checkpoint and export the audit log."""
+
+
+@audit_group.command("verify")
+@click.option("--against", help="A checkpoint SEQ:HASH the log must still contain.")
+@pass_ctx
+def audit_verify(ctx, against):
+    """Prove the chain intact and that replaying it reproduces the stored data."""
+    from ecrf.audit_check import verify_database
+
+    checkpoint = None
+    if against:
+        seq, _, digest = against.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise click.ClickException("--against takes SEQ:HASH as printed by ecrf audit checkpoint")
+        checkpoint = (int(seq), digest.lower())
+    with user_errors(), ctx.session() as session:
+        report = verify_database(session, checkpoint)
+    if report.ok:
+        click.echo(f"audit log intact: {report.events} events, head {report.head_seq}:{report.head_hash}; "
+                   f"replay reproduces {report.records} form records and {report.subjects} subjects")
+        return
+    click.echo(f"audit verify FAILED: {report.problem}", err=True)
+    sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+@pass_ctx
+def audit_checkpoint(ctx):
+    """Print the current head (SEQ:HASH) to keep outside the system."""
+    import audit
+
+    with user_errors(), ctx.session() as session:
+        seq, digest = audit.head(session.connection())
+    click.echo(f"{seq}:{digest}")

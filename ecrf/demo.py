@@ -1,0 +1,146 @@
+"""``ecrf demo``: a ready-to-try EDC on this machine.
+
+Creates (or upgrades) the database under instance/, loads every study under forms/, makes sure each
+has a site, creates one demo user per role with roles in every study, and enrols a few subjects with
+some data, all through the same services the pages use (so the demo's audit log verifies). Running it
+again reuses what is there.
+"""
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from ecrf import create_app, migrate
+from ecrf.actor import Actor
+from ecrf.auth import accounts
+from ecrf.capture.service import enrol_subject, save_form
+from ecrf.db import get_session
+from ecrf.definitions import StudyInvalid, load_study
+from ecrf.definitions.publish import publish_study
+from ecrf.errors import EcrfError, Invalid
+from ecrf.models import Subject, User
+from ecrf.paths import resource
+from ecrf.settings import load as load_settings
+from ecrf.studies import add_site, definition, get_study, list_sites
+
+DEMO_PASSWORD = "ecrf-demo-2026"
+#: Demo username -> role, one per role.
+DEMO_USERS = (
+    ("admin", "admin", "Ada Admin"),
+    ("investigator", "investigator", "Ingrid Investigator"),
+    ("staff", "site_staff", "Sam Site-Staff"),
+    ("monitor", "monitor", "Mona Monitor"),
+    ("datamanager", "data_manager", "Dan Data-Manager"),
+    ("sponsor", "sponsor", "Sol Sponsor"),
+    ("pharmacist", "pharmacist", "Pia Pharmacist"),
+)
+SUBJECTS_PER_STUDY = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoLogins:
+    password: str
+    users: tuple  # (username, role)
+
+
+def demo_config():
+    settings = load_settings()
+    instance = Path(settings["INSTANCE_PATH"])
+    instance.mkdir(parents=True, exist_ok=True)
+    config = {"SECRET_KEY_FILE": str(instance / "secret_key")}
+    if not settings.get("SECRET_KEY"):
+        config["ECRF_ENV"] = "development"
+    return config
+
+
+def prepare_demo(forms_path=None):
+    """Set the demo up; return the app and the demo logins."""
+    app = create_app(demo_config())
+    with app.app_context():
+        migrate.upgrade(app.extensions["ecrf_db"].engine)
+        session = get_session()
+        cli = Actor.cli()
+        folder = Path(forms_path or app.config.get("FORMS_PATH") or resource("forms"))
+        study_keys = []
+        for path in sorted(p for p in folder.iterdir() if (p / "study.json").is_file()):
+            try:
+                study = load_study(path, max_bytes=app.config["MAX_DEFINITION_BYTES"])
+            except StudyInvalid as exc:
+                raise EcrfError(f"{path} is invalid: {exc.errors[0]}") from None
+            publish_study(session, cli, study)
+            if not list_sites(session, get_study(session, study.id)):
+                add_site(session, cli, study.id, "01", "Demo site")
+            study_keys.append(study.id)
+        users = _demo_users(session, cli, study_keys)
+        for key in study_keys:
+            _sample_subjects(session, users["staff"], key)
+    return app, DemoLogins(DEMO_PASSWORD, tuple((u, r) for u, r, _ in DEMO_USERS))
+
+
+def _demo_users(session, actor, study_keys):
+    made = {}
+    for username, role, name in DEMO_USERS:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            user = accounts.create_user(session, actor, username, DEMO_PASSWORD, name=name,
+                                        must_change_password=False)
+        for key in study_keys:
+            accounts.grant_role(session, actor, username, key, role)
+        made[username] = Actor(user.id, user.username, role, actor.context)
+    return made
+
+
+def _sample_subjects(session, actor, study_key):
+    study = get_study(session, study_key)
+    if session.scalar(select(func.count()).select_from(Subject).where(Subject.study_id == study.id)):
+        return
+    spec = definition(study)
+    site = list_sites(session, study)[0]
+    today = dt.date.today()
+    for n in range(SUBJECTS_PER_STUDY):
+        subject = enrol_subject(session, actor, study_key, site.key)
+        visits = spec.visits[: 2 if n == 0 else 1]
+        for visit in visits:
+            for form_id in visit.forms:
+                data = sample_document(spec.forms[form_id], today + dt.timedelta(days=visit.day))
+                try:
+                    save_form(session, actor, study_key, subject.key, visit.id, form_id, data)
+                except Invalid:
+                    continue  # a form whose rules the generic sample cannot satisfy stays empty
+
+
+def sample_document(form_def, day):
+    """Plausible values for a form's simple fields: the first code, the lower bound, the visit date."""
+    data = {}
+    for field in form_def.fields:
+        schema, x = field.schema, field.ecrf
+        if "calculate" in x or "show_if" in x or schema.get("readOnly"):
+            continue
+        value = _sample_value(schema, day)
+        if value is not None:
+            data[field.name] = value
+    return data
+
+
+def _sample_value(schema, day):
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "oneOf" in schema and all("const" in o for o in schema["oneOf"]):
+        return schema["oneOf"][0]["const"]
+    kind = schema.get("type")
+    fmt = schema.get("format")
+    if kind == "string" and fmt == "date":
+        return day.isoformat()
+    if kind == "string" and fmt == "date-time":
+        return f"{day.isoformat()}T09:00:00Z"
+    if kind == "string" and fmt == "time":
+        return "09:00:00"
+    if kind == "integer" or kind == "number":
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 10))
+        middle = (low + high) / 2
+        return int(middle) if kind == "integer" else round(middle, 1)
+    if kind == "boolean":
+        return False
+    return None

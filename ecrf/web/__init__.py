@@ -1,0 +1,16 @@
+"""HTTP only: one blueprint per screen group. Views load (404), check permission (403), call one
+service, and redirect or re-render; no SQL writes and no commits live here."""
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+
+
+def init_app(app):
+    from ecrf.web import auth, errors, security, studies
+
+    csrf.init_app(app)
+    auth.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(studies.bp)

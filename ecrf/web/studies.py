@@ -1,0 +1,50 @@
+"""Study screens: the studies a user may see, a study's overview, and its subject matrix."""
+from flask import Blueprint, render_template, request
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from ecrf.auth import permissions
+from ecrf.capture.matrix import subject_matrix
+from ecrf.db import get_session
+from ecrf.models import RoleGrant, Study, Subject
+from ecrf.studies import definition, get_study, list_sites
+
+bp = Blueprint("studies", __name__)
+
+
+@bp.route("/")
+@login_required
+def index():
+    session = get_session()
+    studies = session.scalars(
+        select(Study).join(RoleGrant, RoleGrant.study_id == Study.id)
+        .where(RoleGrant.user_id == current_user.id, RoleGrant.revoked_at.is_(None))
+        .distinct().order_by(Study.key)).all()
+    return render_template("studies/index.html", studies=studies)
+
+
+@bp.route("/studies/<study_key>")
+@login_required
+def home(study_key):
+    session = get_session()
+    study = get_study(session, study_key)
+    permissions.require(session, current_user.user, "study.view", study)
+    spec = definition(study)
+    counts = dict(session.execute(select(Subject.state, func.count()).where(
+        Subject.study_id == study.id).group_by(Subject.state)).all())
+    can_see_subjects = permissions.can(session, current_user.user, "subject.view", study)
+    return render_template("studies/home.html", study=study, spec=spec, counts=counts,
+                           sites=list_sites(session, study), can_see_subjects=can_see_subjects)
+
+
+@bp.route("/studies/<study_key>/subjects")
+@login_required
+def subjects(study_key):
+    session = get_session()
+    study = get_study(session, study_key)
+    permissions.require(session, current_user.user, "subject.view", study)
+    spec = definition(study)
+    site_ids = permissions.visible_site_ids(session, current_user.user, "subject.view", study)
+    page = request.args.get("page", 1, type=int) or 1
+    matrix = subject_matrix(session, study, spec, site_ids, page=page)
+    return render_template("studies/subjects.html", study=study, spec=spec, matrix=matrix)
