@@ -28,10 +28,12 @@ class VerifyResult:
 def iter_events(connection, batch=5000):
     """Stream every stored event in sequence order (flat memory on both databases)."""
     columns = [audit_event.c[name] for name in HASHED_COLUMNS] + [audit_event.c.hash]
-    result = connection.execution_options(stream_results=True, yield_per=batch).execute(
-        select(*columns).order_by(audit_event.c.seq))
-    for row in result:
-        yield row._mapping
+    # Options on the statement, not the connection: Connection.execution_options() changes the
+    # connection in place, and would turn the caller's later statements into server-side cursors.
+    with connection.execute(select(*columns).order_by(audit_event.c.seq)
+                            .execution_options(stream_results=True, yield_per=batch)) as result:
+        for row in result:
+            yield row._mapping
 
 
 def verify_chain(connection, against=None, on_event=None):
@@ -40,10 +42,18 @@ def verify_chain(connection, against=None, on_event=None):
     ``against`` is an optional ``(seq, hash)`` checkpoint the log must still contain. ``on_event`` is
     called with each good event (used to replay it in the same single pass).
     """
+    events = iter_events(connection)
+    try:
+        return _walk(events, against, on_event)
+    finally:
+        events.close()  # closes the server-side cursor when the walk stops early
+
+
+def _walk(events, against, on_event):
     expected_seq, prev = 1, GENESIS
     seen_checkpoint = against is None
     count = 0
-    for row in iter_events(connection):
+    for row in events:
         seq = row["seq"]
         if seq != expected_seq:
             return VerifyResult(count, expected_seq - 1, prev, ChainProblem(

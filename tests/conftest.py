@@ -1,0 +1,175 @@
+"""Fixtures: a real database per backend, built by the shipped migrations; one transaction per test.
+
+Every database test runs on SQLite, and on PostgreSQL too when ``ECRF_TEST_POSTGRES_URL`` points at
+a server (the suite creates its own database there and drops it at the end). Each test runs inside
+an outer transaction that is rolled back, so services' own transactions become savepoints.
+"""
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ecrf import create_app, migrate
+from ecrf.actor import Actor
+from ecrf.db import Database, make_engine, make_session_factory
+from ecrf.paths import resource
+
+POSTGRES_URL = os.environ.get("ECRF_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+FORMS = resource("forms")
+TEST_PASSWORD = "correct horse battery"
+
+
+@contextlib.contextmanager
+def fresh_database(backend, tmp_dir):
+    """A new, empty database of ``backend``; yields its URL and removes it afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{Path(tmp_dir) / f'ecrf-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        return
+    name = f"ecrf_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def engine(backend, tmp_path_factory):
+    """One migrated database per backend for the whole run."""
+    with fresh_database(backend, tmp_path_factory.mktemp("db")) as url:
+        eng = make_engine(url)
+        migrate.upgrade(eng)
+        yield eng
+        eng.dispose()
+
+
+@pytest.fixture
+def new_database(backend, tmp_path):
+    """Factory: the URL of a fresh, migrated database of the current backend (for tests that must
+    really commit, such as several processes appending at once)."""
+    stack = contextlib.ExitStack()
+
+    def make():
+        url = stack.enter_context(fresh_database(backend, tmp_path))
+        eng = make_engine(url)
+        migrate.upgrade(eng)
+        eng.dispose()
+        return url
+
+    yield make
+    stack.close()
+
+
+@pytest.fixture
+def connection(engine):
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def db(connection):
+    """A session whose commits are savepoints inside the test's rolled-back transaction."""
+    session = make_session_factory(connection)()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def actor():
+    return Actor.cli()
+
+
+@pytest.fixture
+def app(connection):
+    app = create_app({"ECRF_ENV": "testing", "SECRET_KEY": "test-secret", "DATABASE_BIND": connection,
+                      "INSTANCE_PATH": "/nonexistent-instance"})
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def cli(connection):
+    """Run ``ecrf`` commands against the test's database: ``cli("study", "list")``."""
+    from ecrf.cli import Context, main
+
+    def invoke(*args, input=None):
+        ctx = Context()
+        ctx._db = Database(connection)
+        return CliRunner().invoke(main, list(args), obj=ctx, input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def load_study(db, actor):
+    """Factory: publish a study folder (a name under forms/ or a path); return the loader Study."""
+    from ecrf.definitions import load_study as load
+    from ecrf.definitions.publish import publish_study
+
+    def loader(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_absolute():
+            path = FORMS / name_or_path
+        study = load(path)
+        publish_study(db, actor, study)
+        return study
+
+    return loader
+
+
+@pytest.fixture
+def make_user(db, actor):
+    """Factory: a user holding ``role`` in ``study`` (at ``sites``, or all sites)."""
+    from ecrf.auth import accounts
+
+    def make(username, role=None, study=None, sites=(), password=TEST_PASSWORD, must_change=False):
+        user = accounts.create_user(db, actor, username, password, name=username.title(),
+                                    must_change_password=must_change)
+        if role:
+            accounts.grant_role(db, actor, username, study, role, sites)
+        return user
+
+    return make
+
+
+def csrf_token(client, path="/login"):
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+@pytest.fixture
+def login_as(client):
+    """Sign in through the real /login form (with its CSRF token)."""
+
+    def login(username, password=TEST_PASSWORD):
+        token = csrf_token(client)
+        return client.post("/login", data={"username": username, "password": password,
+                                           "csrf_token": token})
+
+    return login
