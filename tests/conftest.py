@@ -154,13 +154,22 @@ def make_user(db, actor):
     return make
 
 
-def csrf_token(client, path="/login"):
+def _csrf_from(response):
     import re
 
-    page = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert match, f"no CSRF token on {path}"
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', response.get_data(as_text=True))
+    assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+def csrf_token(client, path="/login"):
+    return _csrf_from(client.get(path))
+
+
+@pytest.fixture
+def csrf_from():
+    """The CSRF token in a page response: ``csrf_from(client.get(path))``."""
+    return _csrf_from
 
 
 @pytest.fixture
