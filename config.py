@@ -18,6 +18,8 @@ ECRF_SESSION_IDLE_MINUTES      idle session timeout (30)
 ECRF_LOCKOUT_ATTEMPTS          failed logins before a lockout (5)
 ECRF_LOCKOUT_MINUTES           length of a lockout (15)
 ECRF_SECURE_COOKIES            send cookies over HTTPS only (on in production, off otherwise)
+ECRF_ARGON2_TIME_COST          argon2id passes for new password hashes (3)
+ECRF_ARGON2_MEMORY_KIB         argon2id memory for new password hashes, KiB (65536)
 ECRF_MAX_REQUEST_BYTES         largest request body accepted, JSON or form post (1048576)
 =============================  ================================================================
 """
@@ -47,5 +49,7 @@ def from_environ(environ=None):
         "LOCKOUT_ATTEMPTS": int(env.get("ECRF_LOCKOUT_ATTEMPTS") or 5),
         "LOCKOUT_MINUTES": int(env.get("ECRF_LOCKOUT_MINUTES") or 15),
         "SECURE_COOKIES": _flag(env.get("ECRF_SECURE_COOKIES"), mode == "production"),
+        "ARGON2_TIME_COST": int(env.get("ECRF_ARGON2_TIME_COST") or 3),
+        "ARGON2_MEMORY_KIB": int(env.get("ECRF_ARGON2_MEMORY_KIB") or 65536),
         "MAX_REQUEST_BYTES": int(env.get("ECRF_MAX_REQUEST_BYTES") or 1024 * 1024),
     }

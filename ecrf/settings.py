@@ -13,6 +13,9 @@ def load(environ=None, overrides=None):
     module = runpy.run_path(str(resource("config.py")))
     settings = module["from_environ"](environ)
     settings.update(overrides or {})
+    from ecrf.auth import passwords
+
+    passwords.configure(settings["ARGON2_TIME_COST"], settings["ARGON2_MEMORY_KIB"])
     return settings
 
 

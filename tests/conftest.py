@@ -16,8 +16,14 @@ from sqlalchemy.engine import make_url
 
 from ecrf import create_app, migrate
 from ecrf.actor import Actor
+from ecrf.auth import passwords
 from ecrf.db import Database, make_engine, make_session_factory
 from ecrf.paths import resource
+
+# Cheap password hashes in tests (the production cost is measured in bench/, not paid per test).
+os.environ["ECRF_ARGON2_TIME_COST"] = "1"
+os.environ["ECRF_ARGON2_MEMORY_KIB"] = "1024"
+passwords.configure(1, 1024)
 
 POSTGRES_URL = os.environ.get("ECRF_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from audit import Action, append
 from ecrf.actor import Actor
-from ecrf.auth.passwords import DUMMY_HASH, verify_password
+from ecrf.auth import passwords
+from ecrf.auth.passwords import verify_password
 from ecrf.db import utcnow, write_transaction
 from ecrf.models import User
 
@@ -38,7 +39,7 @@ def authenticate(session, username, password, context, policy=LoginPolicy()):
     with write_transaction(session):
         user = session.scalar(select(User).where(User.username == username)) if username else None
         now = utcnow()
-        ok = verify_password(user.password_hash if user else DUMMY_HASH, password or "")
+        ok = verify_password(user.password_hash if user else passwords.DUMMY_HASH, password or "")
         actor = Actor(user.id if user else None, username or "(empty)", None, context)
         if user is None or not user.active:
             append(session.connection(), actor.event(Action.LOGIN_FAILED, reason="unknown or inactive user"))

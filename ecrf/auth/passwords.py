@@ -1,8 +1,22 @@
 """Password hashing (argon2id, memory-hard) and the password policy."""
 import argon2
 
-#: argon2id with the library's RFC 9106 low-memory profile (64 MiB, 3 passes).
+#: argon2id; by default the library's RFC 9106 low-memory profile (64 MiB, 3 passes), changed by
+#: ECRF_ARGON2_TIME_COST / ECRF_ARGON2_MEMORY_KIB through ``configure``. A stored hash carries its
+#: own parameters, so changing them never locks anyone out.
 _HASHER = argon2.PasswordHasher()
+
+
+def configure(time_cost=None, memory_kib=None):
+    """Set the cost of new hashes (None keeps the library default)."""
+    global _HASHER, DUMMY_HASH
+    default = argon2.PasswordHasher()
+    wanted = (time_cost or default.time_cost, memory_kib or default.memory_cost)
+    if wanted == (_HASHER.time_cost, _HASHER.memory_cost):
+        return
+    _HASHER = argon2.PasswordHasher(time_cost=wanted[0], memory_cost=wanted[1],
+                                    parallelism=default.parallelism)
+    DUMMY_HASH = _HASHER.hash("ecrf: no such user")
 
 MIN_LENGTH = 10
 #: A short list of passwords every attacker tries first; longer lists belong to a deployment.

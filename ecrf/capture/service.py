@@ -8,6 +8,7 @@ import re
 from sqlalchemy import func, select
 
 from audit import Action, append, append_many
+from ecrf.capture.subjects import apply_eligibility
 from ecrf.capture.validate import validate_document
 from ecrf.db import utcnow, write_transaction
 from ecrf.errors import Conflict, Invalid, NotFound
@@ -205,4 +206,5 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
             events.append(actor.event(Action.STATUS, old=old_status, new=str(status),
                                       reason=None if created else reason, **where))
         append_many(session.connection(), events)
+        apply_eligibility(session, actor, spec, subject, form_key, document, complete)
     return SaveResult(record, changes, created)

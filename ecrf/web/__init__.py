@@ -6,7 +6,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app):
-    from ecrf.web import auth, errors, security, studies
+    from ecrf.web import api, auth, errors, security, studies
 
     csrf.init_app(app)
     auth.init_app(app)
@@ -14,3 +14,4 @@ def init_app(app):
     errors.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studies.bp)
+    api.init_app(app)

@@ -1,0 +1,179 @@
+"""JSON API v1: the same service functions as the pages, no logic of its own.
+
+Every route loads its objects (404), asks the permission table (403/404), calls one service and
+answers JSON. Errors are ``{"error": message}`` plus ``"errors": [{"pointer", "message"}]`` for data.
+"""
+from flask import Blueprint, g, jsonify, request, url_for
+
+from audit import RequestContext
+from ecrf.actor import Actor
+from ecrf.auth import permissions
+from ecrf.capture import service, subjects
+from ecrf.capture.records import record_view, subject_records
+from ecrf.db import get_session
+from ecrf.errors import Conflict, EcrfError, Invalid, NotFound
+from ecrf.studies import definition, get_site, get_study
+from ecrf.web.api_auth import token_required
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class BadRequest(EcrfError):
+    status = 400
+
+
+class UnsupportedMediaType(EcrfError):
+    status = 415
+
+
+def _actor(role):
+    context = RequestContext(channel="api", ip=request.remote_addr,
+                             user_agent=request.headers.get("User-Agent"))
+    return Actor.for_user(g.api_user, context, role)
+
+
+def _body():
+    if not request.is_json:
+        raise UnsupportedMediaType("send JSON with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _subject_and_role(session, study_key, subject_key, action):
+    study = get_study(session, study_key)
+    subject = service.get_subject(session, study, subject_key)
+    role = permissions.require(session, g.api_user, action, study, subject.site)
+    return study, subject, role
+
+
+def _flag(body, key):
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise Invalid(f"{key!r} must be true or false", [(f"/{key}", "must be true or false")])
+    return value
+
+
+@bp.get("/studies/<study_key>/subjects")
+@token_required
+def list_subjects(study_key):
+    session = get_session()
+    study = get_study(session, study_key)
+    permissions.require(session, g.api_user, "subject.view", study)
+    site_ids = permissions.visible_site_ids(session, g.api_user, "subject.view", study)
+    site_key = request.args.get("site")
+    site = get_site(session, study, site_key) if site_key else None
+    if site is not None and site_ids is not None and site.id not in site_ids:
+        raise NotFound("not found")
+    rows = subjects.list_subjects(session, study, site_ids, site)
+    return jsonify({"subjects": [{"subject": s.key, "site": s.site.key, "state": s.state,
+                                  "state_reason": s.state_reason} for s in rows]})
+
+
+@bp.post("/studies/<study_key>/subjects")
+@token_required
+def create_subject(study_key):
+    session = get_session()
+    body = _body()
+    study = get_study(session, study_key)
+    site_key = body.get("site")
+    if not isinstance(site_key, str):
+        raise Invalid("'site' is required", [("/site", "give the site id")])
+    site = get_site(session, study, site_key)
+    role = permissions.require(session, g.api_user, "subject.enrol", study, site)
+    subject_key = body.get("subject")
+    if subject_key is not None and not isinstance(subject_key, str):
+        raise Invalid("'subject' must be text", [("/subject", "must be text")])
+    subject = service.enrol_subject(session, _actor(role), study_key, site_key, subject_key)
+    return jsonify({"subject": subject.key, "site": site_key, "state": subject.state}), 201
+
+
+@bp.route("/studies/<study_key>/subjects/<subject_key>/visits/<visit_key>/forms/<form_key>",
+          methods=["GET", "PUT"])
+@token_required
+def visit_form(study_key, subject_key, visit_key, form_key):
+    session = get_session()
+    action = "form.view" if request.method == "GET" else "form.edit"
+    study, subject, role = _subject_and_role(session, study_key, subject_key, action)
+    spec = definition(study)
+    visit = spec.visit(visit_key)
+    if visit is None or form_key not in visit.forms:
+        raise NotFound(f"no form {form_key!r} at visit {visit_key!r}")
+    if request.method == "GET":
+        return jsonify(record_view(spec, service.get_record(session, subject, visit_key, form_key), form_key))
+    return _save(session, role, study_key, subject_key, visit_key, form_key, None)
+
+
+@bp.route("/studies/<study_key>/subjects/<subject_key>/forms/<form_key>", methods=["GET", "POST"])
+@token_required
+def log_form(study_key, subject_key, form_key):
+    session = get_session()
+    action = "form.view" if request.method == "GET" else "form.edit"
+    study, subject, role = _subject_and_role(session, study_key, subject_key, action)
+    spec = definition(study)
+    if form_key not in spec.log_forms:
+        raise NotFound(f"no log form {form_key!r}")
+    if request.method == "GET":
+        return jsonify({"records": [dict(record_view(spec, r, form_key), record=str(r.seq))
+                                    for r in subject_records(session, subject, form_key)]})
+    body = _body()
+    result = service.save_form(session, _actor(role), study_key, subject_key, "", form_key,
+                               body.get("data"), complete=_flag(body, "complete"))
+    return jsonify({"record": str(result.record.seq), "version": result.record.version,
+                    "status": result.record.status}), 201
+
+
+@bp.route("/studies/<study_key>/subjects/<subject_key>/forms/<form_key>/<int:record>",
+          methods=["GET", "PUT"])
+@token_required
+def log_record(study_key, subject_key, form_key, record):
+    session = get_session()
+    action = "form.view" if request.method == "GET" else "form.edit"
+    study, subject, role = _subject_and_role(session, study_key, subject_key, action)
+    spec = definition(study)
+    if form_key not in spec.log_forms:
+        raise NotFound(f"no log form {form_key!r}")
+    row = service.get_record(session, subject, "", form_key, record)
+    if row is None:
+        raise NotFound(f"no record {record} of {form_key!r}")
+    if request.method == "GET":
+        return jsonify(dict(record_view(spec, row, form_key), record=str(row.seq)))
+    return _save(session, role, study_key, subject_key, "", form_key, record)
+
+
+def _save(session, role, study_key, subject_key, visit_key, form_key, seq):
+    body = _body()
+    version = body.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise Invalid("'version' must be a whole number", [("/version", "must be a whole number")])
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise Invalid("'reason' must be text", [("/reason", "must be text")])
+    try:
+        result = service.save_form(session, _actor(role), study_key, subject_key, visit_key, form_key,
+                                   body.get("data"), complete=_flag(body, "complete"),
+                                   expected_version=version, reason=reason, seq=seq)
+    except Conflict as exc:
+        subject = service.get_subject(session, get_study(session, study_key), subject_key)
+        current = service.get_record(session, subject, visit_key, form_key, seq or 1)
+        body = {"error": str(exc)}
+        if current is not None:
+            body.update(version=current.version, data=current.data, status=current.status)
+        return jsonify(body), 409
+    return jsonify({"version": result.record.version, "status": result.record.status,
+                    "changed": [p for p, _, _ in result.changes]}), 200
+
+
+@bp.get("/openapi.json")
+def openapi():
+    from ecrf.web.openapi import document
+
+    return jsonify(document(url_for("api.openapi", _external=False).rsplit("/", 1)[0]))
+
+
+def init_app(app):
+    from ecrf.web import csrf
+
+    csrf.exempt(bp)
+    app.register_blueprint(bp)

@@ -1,0 +1,113 @@
+"""The OpenAPI 3.1 document of /api/v1 (its schemas are JSON Schema 2020-12, so tests validate real
+responses against them)."""
+
+ERROR = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"},
+    "errors": {"type": "array", "items": {"type": "object", "required": ["pointer", "message"],
+                                          "properties": {"pointer": {"type": "string"},
+                                                         "message": {"type": "string"}}}}}}
+SUBJECT = {"type": "object", "required": ["subject", "site", "state"], "properties": {
+    "subject": {"type": "string"}, "site": {"type": "string"},
+    "state": {"enum": ["screening", "screen_failed", "enrolled", "withdrawn", "completed"]},
+    "state_reason": {"type": ["string", "null"]}}}
+RECORD = {"type": "object", "required": ["data", "status", "version", "form_version"], "properties": {
+    "data": {"type": "object"}, "missing": {"type": "object"},
+    "status": {"enum": ["not_started", "draft", "complete", "verified", "signed", "locked"]},
+    "version": {"type": "integer", "minimum": 0}, "form_version": {"type": "string"},
+    "record": {"type": "string"}}}
+SAVE = {"type": "object", "required": ["data"], "properties": {
+    "data": {"type": "object"}, "complete": {"type": "boolean", "default": False},
+    "version": {"type": "integer", "description": "The version you edited; a stale one gives 409."},
+    "reason": {"type": "string", "description": "Required to change data already saved."}}}
+SAVED = {"type": "object", "required": ["version", "status"], "properties": {
+    "version": {"type": "integer"}, "status": {"type": "string"},
+    "changed": {"type": "array", "items": {"type": "string"}}}}
+CONFLICT = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"}, "version": {"type": "integer"}, "data": {"type": "object"},
+    "status": {"type": "string"}}}
+CREATED_RECORD = {"type": "object", "required": ["record", "version"], "properties": {
+    "record": {"type": "string"}, "version": {"type": "integer"}, "status": {"type": "string"}}}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name, description):
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _errors(*codes):
+    text = {400: "Malformed request", 401: "No valid token", 403: "Your role may not do this",
+            404: "Unknown study, subject, visit, form or record (or one you may not see)",
+            413: "Body larger than the limit (1 MiB by default)", 415: "Not JSON",
+            422: "Invalid data; errors point at the fields"}
+    return {str(c): _json("Error", text[c]) for c in codes}
+
+
+def _params(*names):
+    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+
+
+def document(base="/api/v1"):
+    subject_path = f"{base}/studies/{{study}}/subjects/{{subject}}"
+    write_errors = _errors(400, 401, 403, 404, 413, 415, 422)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ecrf API", "version": "1",
+                 "description": "Electronic case report forms. Authenticate with "
+                                "`Authorization: Bearer <token>` (`ecrf token create USERNAME`)."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": ERROR, "Subject": SUBJECT, "Record": RECORD, "Save": SAVE,
+                        "Saved": SAVED, "Conflict": CONFLICT, "CreatedRecord": CREATED_RECORD,
+                        "SubjectList": {"type": "object", "required": ["subjects"], "properties": {
+                            "subjects": {"type": "array", "items": _ref("Subject")}}},
+                        "RecordList": {"type": "object", "required": ["records"], "properties": {
+                            "records": {"type": "array", "items": _ref("Record")}}},
+                        "NewSubject": {"type": "object", "required": ["site"], "properties": {
+                            "site": {"type": "string"},
+                            "subject": {"type": "string", "description": "Omit to generate one."}}}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            f"{base}/studies/{{study}}/subjects": {
+                "parameters": _params("study"),
+                "get": {"summary": "Subjects the caller may see",
+                        "parameters": [{"name": "site", "in": "query", "schema": {"type": "string"}}],
+                        "responses": {"200": _json("SubjectList", "Subjects with their states"),
+                                      **_errors(401, 403, 404)}},
+                "post": {"summary": "Enrol a subject",
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": _ref("NewSubject")}}},
+                         "responses": {"201": _json("Subject", "Created"),
+                                       "409": _json("Error", "The subject id is taken"), **write_errors}},
+            },
+            f"{subject_path}/visits/{{visit}}/forms/{{form}}": {
+                "parameters": _params("study", "subject", "visit", "form"),
+                "get": {"summary": "A visit form", "responses": {"200": _json("Record", "The record"),
+                                                                 **_errors(401, 403, 404)}},
+                "put": {"summary": "Save a visit form",
+                        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Save")}}},
+                        "responses": {"200": _json("Saved", "Saved"),
+                                      "409": _json("Conflict", "Stale version or locked form"), **write_errors}},
+            },
+            f"{subject_path}/forms/{{form}}": {
+                "parameters": _params("study", "subject", "form"),
+                "get": {"summary": "The subject's records of a log form",
+                        "responses": {"200": _json("RecordList", "Records"), **_errors(401, 403, 404)}},
+                "post": {"summary": "Add a log record",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Save")}}},
+                         "responses": {"201": _json("CreatedRecord", "Created"), **write_errors}},
+            },
+            f"{subject_path}/forms/{{form}}/{{record}}": {
+                "parameters": _params("study", "subject", "form", "record"),
+                "get": {"summary": "One log record", "responses": {"200": _json("Record", "The record"),
+                                                                   **_errors(401, 403, 404)}},
+                "put": {"summary": "Save a log record",
+                        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Save")}}},
+                        "responses": {"200": _json("Saved", "Saved"),
+                                      "409": _json("Conflict", "Stale version or locked form"), **write_errors}},
+            },
+        },
+    }

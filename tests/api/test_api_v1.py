@@ -1,0 +1,142 @@
+"""JSON API v1 through real tokens; every response is checked against the OpenAPI document."""
+import json
+
+import jsonschema
+import pytest
+
+from ecrf.auth.accounts import create_token
+
+
+@pytest.fixture
+def api(client, app, db, actor, load_study, make_user):
+    """Call the API as a user: ``api("nurse").get(path)``; responses validated against openapi.json."""
+    load_study("demo")
+    from ecrf.studies import add_site
+    add_site(db, actor, "demo", "01", "Odense")
+    add_site(db, actor, "demo", "02", "Aarhus")
+    make_user("nurse", "site_staff", "demo", sites=["01"])
+    make_user("monitor", "monitor", "demo")
+    spec = client.get("/api/v1/openapi.json").get_json()
+
+    class Caller:
+        def __init__(self, username):
+            self.headers = {"Authorization": f"Bearer {create_token(db, actor, username)}"}
+
+        def call(self, method, path, body=None, raw=None, content_type="application/json", expect=None):
+            data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+            response = client.open(path, method=method, data=data, headers=self.headers,
+                                   content_type=content_type if data is not None else None)
+            _check_against_spec(spec, method, path, response)
+            if expect is not None:
+                assert response.status_code == expect, response.get_data(as_text=True)
+            return response
+
+    return Caller
+
+
+def _check_against_spec(spec, method, path, response):
+    """The response's status is documented for this path and its body matches the schema."""
+    import re
+    for template, item in spec["paths"].items():
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, path.split("?")[0]):
+            operation = item[method.lower()]
+            documented = operation["responses"].get(str(response.status_code))
+            assert documented, f"{method} {template} answered {response.status_code}, undocumented"
+            schema = documented["content"]["application/json"]["schema"]
+            resolver_schema = dict(schema, components=spec["components"])
+            jsonschema.validate(response.get_json(), resolver_schema,
+                                cls=jsonschema.Draft202012Validator)
+            return
+    raise AssertionError(f"{path} is not in the OpenAPI document")
+
+
+BASE = "/api/v1/studies/demo"
+
+
+def test_enrol_list_and_save_a_visit_form(api, db):
+    nurse = api("nurse")
+    created = nurse.call("POST", f"{BASE}/subjects", {"site": "01", "subject": "01-001"}, expect=201)
+    assert created.get_json() == {"subject": "01-001", "site": "01", "state": "enrolled"}
+    generated = nurse.call("POST", f"{BASE}/subjects", {"site": "01"}, expect=201).get_json()
+    assert generated["subject"] == "01-002"
+    listing = nurse.call("GET", f"{BASE}/subjects", expect=200).get_json()
+    assert [s["subject"] for s in listing["subjects"]] == ["01-001", "01-002"]
+
+    path = f"{BASE}/subjects/01-001/visits/baseline/forms/vitals"
+    empty = nurse.call("GET", path, expect=200).get_json()
+    assert empty["status"] == "not_started" and empty["version"] == 0
+    draft = nurse.call("PUT", path, {"data": {"sbp": 120}}, expect=200).get_json()
+    assert draft["status"] == "draft" and draft["version"] == 1
+    incomplete = nurse.call("PUT", path, {"data": {"sbp": 120}, "version": 1, "complete": True},
+                            expect=422).get_json()
+    assert {"pointer": "/assessed", "message": "this field is required"} in incomplete["errors"]
+    done = nurse.call("PUT", path, {"data": {"sbp": 120, "assessed": "2026-11-02"}, "version": 1,
+                                    "complete": True}, expect=200).get_json()
+    assert done["status"] == "complete"
+    record = nurse.call("GET", path, expect=200).get_json()
+    assert record["data"] == {"sbp": 120, "assessed": "2026-11-02"}
+    assert record["form_version"].startswith("vitals@")
+
+
+def test_changing_saved_data_needs_a_reason_and_a_current_version(api):
+    nurse = api("nurse")
+    nurse.call("POST", f"{BASE}/subjects", {"site": "01", "subject": "01-001"}, expect=201)
+    path = f"{BASE}/subjects/01-001/visits/baseline/forms/vitals"
+    nurse.call("PUT", path, {"data": {"sbp": 120, "assessed": "2026-11-02"}}, expect=200)
+    no_reason = nurse.call("PUT", path, {"data": {"sbp": 130, "assessed": "2026-11-02"}, "version": 1},
+                           expect=422).get_json()
+    assert no_reason["errors"][0]["pointer"] == "/reason"
+    nurse.call("PUT", path, {"data": {"sbp": 130, "assessed": "2026-11-02"}, "version": 1,
+                             "reason": "transcription error"}, expect=200)
+    stale = nurse.call("PUT", path, {"data": {"sbp": 140, "assessed": "2026-11-02"}, "version": 1,
+                                     "reason": "again"}, expect=409).get_json()
+    assert stale["version"] == 2 and stale["data"]["sbp"] == 130
+
+
+def test_invalid_data_is_refused_field_by_field_and_nothing_changes(api):
+    nurse = api("nurse")
+    nurse.call("POST", f"{BASE}/subjects", {"site": "01", "subject": "01-001"}, expect=201)
+    path = f"{BASE}/subjects/01-001/visits/baseline/forms/vitals"
+    errors = nurse.call("PUT", path, {"data": {"sbp": 999, "assessed": "2026-02-30", "extra": 1}},
+                        expect=422).get_json()["errors"]
+    pointers = {e["pointer"] for e in errors}
+    assert pointers == {"/sbp", "/assessed", "/extra"}
+    assert nurse.call("GET", path, expect=200).get_json()["status"] == "not_started"
+
+
+@pytest.mark.parametrize("raw,content_type,status", [
+    ("[1, 2]", "application/json", 400),
+    ("{not json", "application/json", 400),
+    ("site=01", "application/x-www-form-urlencoded", 415),
+    ("{\"site\": \"" + "x" * (1024 * 1024 + 10) + "\"}", "application/json", 413),
+])
+def test_malformed_bodies_get_a_clear_4xx(api, raw, content_type, status):
+    api("nurse").call("POST", f"{BASE}/subjects", raw=raw, content_type=content_type, expect=status)
+
+
+def test_site_isolation_and_unknown_ids(api, db, actor):
+    from ecrf.capture.service import enrol_subject
+    enrol_subject(db, actor, "demo", "02", "02-001")
+    nurse, monitor = api("nurse"), api("monitor")
+    assert nurse.call("GET", f"{BASE}/subjects", expect=200).get_json()["subjects"] == []
+    nurse.call("GET", f"{BASE}/subjects/02-001/visits/baseline/forms/vitals", expect=404)
+    nurse.call("POST", f"{BASE}/subjects", {"site": "02"}, expect=404)
+    nurse.call("GET", f"{BASE}/subjects?site=02", expect=404)
+    nurse.call("GET", "/api/v1/studies/nope/subjects", expect=404)
+    nurse.call("GET", f"{BASE}/subjects/02-999/visits/baseline/forms/vitals", expect=404)
+    monitor.call("GET", f"{BASE}/subjects/02-001/visits/baseline/forms/vitals", expect=200)
+    monitor.call("PUT", f"{BASE}/subjects/02-001/visits/baseline/forms/vitals", {"data": {}}, expect=403)
+    monitor.call("POST", f"{BASE}/subjects", {"site": "02"}, expect=403)
+    dup = nurse.call("POST", f"{BASE}/subjects", {"site": "01", "subject": "02-001"}, expect=409)
+    assert "already exists" in dup.get_json()["error"]
+
+
+def test_tokens_are_required_and_die_with_their_user(api, client, db, actor):
+    nurse = api("nurse")
+    assert client.get(f"{BASE}/subjects").status_code == 401
+    assert client.get(f"{BASE}/subjects", headers={"Authorization": "Bearer ecrf_forged"}).status_code == 401
+    nurse.call("GET", f"{BASE}/subjects", expect=200)
+    from ecrf.auth.accounts import deactivate_user
+    deactivate_user(db, actor, "nurse")
+    nurse.call("GET", f"{BASE}/subjects", expect=401)
