@@ -35,8 +35,11 @@ def alembic_config(connection=None):
     return config
 
 
-def upgrade(engine, revision="head"):
-    """Bring the database at ``engine`` to ``revision`` (creating it from nothing if empty)."""
+def upgrade(engine, revision="heads"):
+    """Bring the database at ``engine`` to ``revision`` (creating it from nothing if empty).
+
+    "heads": while independent branches of work each add a migration from the same parent, all of
+    them apply; a merge revision later joins them into one head again."""
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 

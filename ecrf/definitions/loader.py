@@ -156,7 +156,11 @@ def load_study(path, max_bytes=MAX_FILE_BYTES):
         raise StudyInvalid([DefinitionError(
             _display(folder), "", f"{len(json_files)} files, more than the limit of {MAX_FILES}")])
 
+    # read_json gives None both for a file it could not read (and reported) and for a file holding
+    # JSON null, so whether a file was read is told by whether it added a problem.
+    before = len(problems.errors)
     study_doc = read_json(study_file, problems, max_bytes)
+    study_read = len(problems.errors) == before
     form_docs = {}
     for file in json_files:
         if file.name == "study.json":
@@ -165,15 +169,16 @@ def load_study(path, max_bytes=MAX_FILE_BYTES):
             problems.add(_display(file), "", "a form file is named <form-id>.json, with a form id "
                          "of lower-case letters, digits and _ starting with a letter")
             continue
+        before = len(problems.errors)
         doc = read_json(file, problems, max_bytes)
-        if doc is not None:
+        if len(problems.errors) == before:
             form_docs[file.stem] = doc
 
     # study.json is judged on its own: a broken form file must not hide its problems, nor a broken
     # study.json those of the forms (every problem is reported, not just the first).
     study_name = _display(study_file)
     study_ok = False
-    if study_doc is not None:
+    if study_read:
         if not isinstance(study_doc, dict):
             problems.add(study_name, "/", "study.json must hold a JSON object")
         else:
@@ -324,6 +329,8 @@ def _check_form(name, doc, problems):
         if not FORM_ID.match(field):
             problems.add(name, _ptr("properties", field),
                          "field names are lower-case letters, digits and _ starting with a letter")
+        if not isinstance(schema, dict):
+            problems.add(name, _ptr("properties", field), "a field's schema must be a JSON object")
     _check_conditions(name, doc, props, problems)
     _check_x_ecrf(name, doc, props, problems)
 
@@ -447,6 +454,8 @@ def _field_exists(props, path):
     if not isinstance(schema, dict):
         return False
     for part in path[1:]:
+        if not isinstance(schema, dict):  # a boolean schema has no fields inside
+            return False
         if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
             schema = schema["items"]
         nested = schema.get("properties", {})
@@ -501,6 +510,8 @@ def _check_x_ecrf(name, doc, props, problems):
 def _code_values(schema):
     """The allowed values of a code-list field as strings, or None when it has no code list."""
     target = schema.get("items", schema) if schema.get("type") == "array" else schema
+    if not isinstance(target, dict):
+        return None
     if "enum" in target:
         return {v if isinstance(v, str) else json.dumps(v) for v in target["enum"]}
     if "oneOf" in target and all(isinstance(o, dict) and "const" in o for o in target["oneOf"]):

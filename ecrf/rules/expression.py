@@ -35,13 +35,16 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<name>[A-Za-z][A-Za-z0-9_]*)
   | (?P<op>==|!=|<=|>=|[<>+\-*/(),.])
 """, re.VERBOSE)
 
 KEYWORDS = {"and", "or", "not", "true", "false", "null"}
 MAX_LENGTH = 2000
 MAX_DEPTH = 50
+#: Deepest tree accepted (a long chain such as a+b+c+... nests one level per operator); evaluation
+#: recurses over the tree, so this keeps it far from Python's recursion limit.
+MAX_TREE_DEPTH = 200
 
 
 def _tokens(source):
@@ -146,7 +149,13 @@ class _Parser:
     def unary(self):
         if self.at("op", "-"):
             self.take()
-            return ("neg", self.unary())
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise ExpressionError("expression nested too deeply", self.peek()[2])
+            try:
+                return ("neg", self.unary())
+            finally:
+                self.depth -= 1
         return self.atom()
 
     def atom(self):
@@ -278,7 +287,7 @@ def _coalesce(*args):
 
 
 def _abs(value):
-    return None if value is None else abs(value)
+    return abs(value) if _is_num(value) else None
 
 
 def _count(*args):
@@ -294,15 +303,18 @@ FUNCTIONS = {
 }
 
 
+def _get(value, part):
+    if isinstance(value, list):  # a repeating group (or a group within one): one value per row
+        return [_get(row, part) for row in value]
+    if isinstance(value, dict):
+        return value.get(part)
+    return None
+
+
 def _lookup(data, path):
     value = data
     for part in path:
-        if isinstance(value, list):
-            value = [row.get(part) if isinstance(row, dict) else None for row in value]
-        elif isinstance(value, dict):
-            value = value.get(part)
-        else:
-            return None
+        value = _get(value, part)
     return value
 
 
@@ -318,7 +330,7 @@ def _eval(node, data):
         return _lookup(data, node[1])
     if kind == "neg":
         value = _eval(node[1], data)
-        return None if value is None else -value
+        return -value if _is_num(value) else None
     if kind == "not":
         value = _eval(node[1], data)
         return None if value is None else not value
@@ -357,10 +369,10 @@ def _eval(node, data):
         if a is None or b is None:
             return None if node[1] not in ("==", "!=") else (a == b) == (node[1] == "==")
         op = node[1]
-        if op == "==":
-            return a == b
-        if op == "!=":
-            return a != b
+        if op in ("==", "!="):
+            # JSON semantics: true is not 1 and false is not 0
+            same = a == b and isinstance(a, bool) == isinstance(b, bool)
+            return same if op == "==" else not same
         if _is_num(a) != _is_num(b):
             raise TypeError(f"cannot compare {a!r} with {b!r}")
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
@@ -418,4 +430,30 @@ def parse(source):
         raise ExpressionError("the expression is empty")
     if len(source) > MAX_LENGTH:
         raise ExpressionError(f"the expression is longer than {MAX_LENGTH} characters")
-    return Expression(source, _Parser(source).parse())
+    tree = _Parser(source).parse()
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise ExpressionError(f"expression nested too deeply (more than {MAX_TREE_DEPTH} levels)")
+    return Expression(source, tree)
+
+
+def _children(node):
+    kind = node[0]
+    if kind in ("neg", "not"):
+        return (node[1],)
+    if kind in ("and", "or"):
+        return node[1:3]
+    if kind in ("arith", "cmp"):
+        return node[2:4]
+    if kind == "call":
+        return node[2]
+    return ()
+
+
+def _tree_depth(tree):
+    """How deeply ``tree`` nests, found without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in _children(node))
+    return deepest
