@@ -18,6 +18,8 @@ class Action(enum.StrEnum):
     UNLOCK = "unlock"
     QUERY = "query"
     ENROL = "enrol"
+    #: A visit date entered or changed, or an unscheduled visit added (field /visit_date).
+    VISIT = "visit_date"
     SUBJECT_STATE = "subject_state"
     WITHDRAW = "withdraw"
     RANDOMIZE = "randomize"

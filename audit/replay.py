@@ -25,6 +25,7 @@ class RecordState:
 class ReplayState:
     records: dict = dataclasses.field(default_factory=dict)   # record id -> RecordState
     subjects: dict = dataclasses.field(default_factory=dict)  # (study, subject) -> (state, seq)
+    visits: dict = dataclasses.field(default_factory=dict)    # (study, subject, visit) -> date text
 
     def apply(self, row):
         """Apply one stored event (a mapping of audit_event columns)."""
@@ -45,6 +46,8 @@ class ReplayState:
             elif row["field"] is not None:
                 set_pointer(state.data, row["field"], _load(row["new_value"]),
                             remove=row["new_value"] is None)
+        elif action == Action.VISIT:
+            self.visits[(row["study"], row["subject"], row["visit"])] = _load(row["new_value"])
         elif action in (Action.ENROL, Action.SUBJECT_STATE, Action.WITHDRAW):
             self.subjects[(row["study"], row["subject"])] = (_load(row["new_value"]), row["seq"])
 

@@ -9,7 +9,7 @@ import dataclasses
 from sqlalchemy import select
 
 from audit import ReplayState, verify_chain
-from ecrf.models import FormRecord, Site, Study, Subject
+from ecrf.models import FormRecord, Site, Study, Subject, SubjectVisit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +61,15 @@ def verify_database(session, checkpoint=None):
                                 f"subject {study_key} {key}: stored state {state_value!r} differs from "
                                 f"the log's {replayed[0] if replayed else None!r}")
         subjects += 1
+    for visit_key, visit_date, subject_key, study_key in session.execute(
+            select(SubjectVisit.visit_key, SubjectVisit.visit_date, Subject.key, Study.key)
+            .join(Subject, Subject.id == SubjectVisit.subject_id)
+            .join(Study, Study.id == Subject.study_id).order_by(SubjectVisit.id)):
+        stored = visit_date.isoformat() if visit_date else None
+        if state.visits.get((study_key, subject_key, visit_key)) != stored:
+            return _unexplained(chain, records, subjects,
+                                f"visit {study_key} {subject_key} {visit_key}: stored date {stored!r} "
+                                "differs from the log")
     for record_id in sorted(set(state.records) - {r for r in session.scalars(select(FormRecord.id))}):
         return _unexplained(chain, records, subjects, f"form record {record_id} is in the log but not stored")
     return VerifyReport(chain.count, chain.head_seq, chain.head_hash, records, subjects)

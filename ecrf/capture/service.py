@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from audit import Action, append, append_many
 from ecrf.capture.subjects import apply_eligibility
 from ecrf.capture.validate import validate_document
+from ecrf.capture.visits import visit_forms
 from ecrf.db import utcnow, write_transaction
 from ecrf.errors import Conflict, Invalid, NotFound
 from ecrf.models import FormRecord, FormVersion, RecordStatus, Subject, SubjectState
@@ -142,10 +143,7 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
                 raise NotFound(f"no log form {form_key!r} in study {study.key!r}")
             visit_key = ""
         else:
-            visit = spec.visit(visit_key)
-            if visit is None:
-                raise NotFound(f"no visit {visit_key!r} in study {study.key!r}")
-            if form_key not in visit.forms:
+            if form_key not in visit_forms(session, spec, subject, visit_key):
                 raise NotFound(f"form {form_key!r} is not collected at visit {visit_key!r}")
         form_def = spec.forms[form_key]
         if is_log and seq is None:

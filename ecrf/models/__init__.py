@@ -4,8 +4,9 @@ from ecrf.models.site import Site
 from ecrf.models.study import FormVersion, Study, StudyVersion, StudyVersionForm
 from ecrf.models.subject import Subject, SubjectState
 from ecrf.models.user import ROLES, ApiToken, RoleGrant, User
+from ecrf.models.visit import SubjectVisit
 
 __all__ = [
     "ROLES", "ApiToken", "FormRecord", "FormVersion", "RecordStatus", "RoleGrant", "Site", "Study",
-    "StudyVersion", "StudyVersionForm", "Subject", "SubjectState", "User",
+    "StudyVersion", "StudyVersionForm", "Subject", "SubjectState", "SubjectVisit", "User",
 ]

@@ -29,8 +29,6 @@ class Subject(Base):
     key: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(20))
     state_reason: Mapped[str | None] = mapped_column(String(2000))
-    #: Day 0 of the visit schedule (the anchor visit's date), once known.
-    day0: Mapped[dt.date | None]
     #: The allocated arm id, set only by randomization; read only through can_see_arm().
     arm: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -6,7 +6,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app):
-    from ecrf.web import api, auth, errors, security, studies
+    from ecrf.web import api, auth, errors, security, studies, subjects
 
     csrf.init_app(app)
     auth.init_app(app)
@@ -14,4 +14,5 @@ def init_app(app):
     errors.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studies.bp)
+    app.register_blueprint(subjects.bp)
     api.init_app(app)

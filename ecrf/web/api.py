@@ -10,6 +10,7 @@ from ecrf.actor import Actor
 from ecrf.auth import permissions
 from ecrf.capture import service, subjects
 from ecrf.capture.records import record_view, subject_records
+from ecrf.capture.visits import visit_forms
 from ecrf.db import get_session
 from ecrf.errors import Conflict, EcrfError, Invalid, NotFound
 from ecrf.studies import definition, get_site, get_study
@@ -97,8 +98,7 @@ def visit_form(study_key, subject_key, visit_key, form_key):
     action = "form.view" if request.method == "GET" else "form.edit"
     study, subject, role = _subject_and_role(session, study_key, subject_key, action)
     spec = definition(study)
-    visit = spec.visit(visit_key)
-    if visit is None or form_key not in visit.forms:
+    if form_key not in visit_forms(session, spec, subject, visit_key):
         raise NotFound(f"no form {form_key!r} at visit {visit_key!r}")
     if request.method == "GET":
         return jsonify(record_view(spec, service.get_record(session, subject, visit_key, form_key), form_key))

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from ecrf.auth import permissions
 from ecrf.capture.matrix import subject_matrix
 from ecrf.db import get_session
-from ecrf.models import RoleGrant, Study, Subject
+from ecrf.models import RoleGrant, Study, Subject, SubjectState
 from ecrf.studies import definition, get_study, list_sites
 
 bp = Blueprint("studies", __name__)
@@ -45,6 +45,14 @@ def subjects(study_key):
     permissions.require(session, current_user.user, "subject.view", study)
     spec = definition(study)
     site_ids = permissions.visible_site_ids(session, current_user.user, "subject.view", study)
+    sites = [s for s in list_sites(session, study) if site_ids is None or s.id in site_ids]
+    site = next((s for s in sites if s.key == request.args.get("site")), None)
+    state = request.args.get("state") if request.args.get("state") in set(SubjectState) else None
+    overdue = request.args.get("overdue") == "1"
     page = request.args.get("page", 1, type=int) or 1
-    matrix = subject_matrix(session, study, spec, site_ids, page=page)
-    return render_template("studies/subjects.html", study=study, spec=spec, matrix=matrix)
+    matrix = subject_matrix(session, study, spec, site_ids, page=page, site=site, state=state,
+                            overdue=overdue)
+    filters = {"site": site.key if site else None, "state": state, "overdue": "1" if overdue else None}
+    can_enrol = permissions.can(session, current_user.user, "subject.enrol", study)
+    return render_template("studies/subjects.html", study=study, spec=spec, matrix=matrix,
+                           sites=sites, states=list(SubjectState), filters=filters, can_enrol=can_enrol)
