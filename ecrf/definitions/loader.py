@@ -562,8 +562,9 @@ def _build(study_doc, forms):
         fields = tuple(
             FieldDef(name, schema.get("title", name), freeze(schema), name in required)
             for name, schema in doc["properties"].items())
+        # The hash covers the form id too: two forms with identical schemas are two versions.
         form_defs[form_id] = FormDef(form_id, doc.get("title", form_id), freeze(doc),
-                                     content_hash(doc), fields)
+                                     content_hash({"form": form_id, "schema": doc}), fields)
     visits = tuple(
         Visit(v["id"], v["label"], v["day"], v.get("window_before", 0), v.get("window_after", 0),
               tuple(v["forms"]), tuple(v.get("arms", ())))
