@@ -112,10 +112,12 @@ def _sample_subjects(session, actor, study_key):
 
 def sample_document(form_def, day):
     """Plausible values for a form's simple fields: the first code, the lower bound, the visit date."""
+    from ecrf.rules.derive import applies
+
     data = {}
     for field in form_def.fields:
         schema, x = field.schema, field.ecrf
-        if "calculate" in x or "show_if" in x or schema.get("readOnly"):
+        if "calculate" in x or schema.get("readOnly") or not applies(field, data):
             continue
         value = _sample_value(schema, day)
         if value is not None:

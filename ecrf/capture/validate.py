@@ -5,8 +5,6 @@ points at that field (``/packs``), an error in a repeating group at its row and 
 (``/tubes/1/tube``). A draft may leave required fields empty; every other rule holds on every save.
 A form accepts only the fields it declares, as if ``additionalProperties`` were false.
 """
-import functools
-
 import jsonschema
 
 from ecrf.definitions.model import thaw
@@ -20,20 +18,17 @@ def pointer(path):
     return "".join("/" + _escape(p) for p in path)
 
 
-@functools.lru_cache(maxsize=512)
-def _validator(form_hash, schema_json):
-    import json
-
-    schema = json.loads(schema_json)
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+#: Compiled validators by form version hash: a version's schema never changes.
+_VALIDATORS = {}
 
 
 def validator_for(form_def):
     """A jsonschema validator for one form version, compiled once per version hash."""
-    from ecrf.definitions.model import canonical_json
-
-    return _validator(form_def.hash, canonical_json(thaw(form_def.schema)))
+    validator = _VALIDATORS.get(form_def.hash)
+    if validator is None:
+        validator = _VALIDATORS[form_def.hash] = jsonschema.Draft202012Validator(
+            thaw(form_def.schema), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return validator
 
 
 def _flatten(errors):

@@ -1,17 +1,11 @@
 """Apply a form's rules to a document on the server: hidden fields cleared, calculations computed,
 soft checks evaluated. The browser only mirrors this; the saved document is what this returns."""
 import functools
-import json
 
 import jsonschema
 
-from ecrf.definitions.model import canonical_json, thaw
+from ecrf.definitions.model import thaw
 from ecrf.rules.expression import parse
-
-
-@functools.lru_cache(maxsize=2048)
-def _condition(condition_json):
-    return jsonschema.Draft202012Validator(json.loads(condition_json))
 
 
 @functools.lru_cache(maxsize=2048)
@@ -19,12 +13,23 @@ def _expression(source):
     return parse(source)
 
 
+#: show_if validators by field definition (kept with the field so a recycled id never matches).
+_CONDITIONS = {}
+
+
+def _condition(field_def):
+    entry = _CONDITIONS.get(id(field_def))
+    if entry is None or entry[0] is not field_def:
+        validator = jsonschema.Draft202012Validator(thaw(field_def.ecrf["show_if"]))
+        entry = _CONDITIONS[id(field_def)] = (field_def, validator)
+    return entry[1]
+
+
 def applies(field_def, data):
     """Whether a field applies to ``data`` (its ``x-ecrf.show_if`` condition holds, or it has none)."""
-    condition = field_def.ecrf.get("show_if")
-    if condition is None:
+    if "show_if" not in field_def.ecrf:
         return True
-    return _condition(canonical_json(thaw(condition))).is_valid(data)
+    return _condition(field_def).is_valid(data)
 
 
 def derive(form_def, data):
