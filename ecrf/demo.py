@@ -7,6 +7,7 @@ again reuses what is there.
 """
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from ecrf import create_app, migrate
 from ecrf.actor import Actor
 from ecrf.auth import accounts
 from ecrf.capture.service import enrol_subject, save_form
+from ecrf.capture.visits import set_visit_date
 from ecrf.db import get_session
 from ecrf.definitions import StudyInvalid, load_study
 from ecrf.definitions.publish import publish_study
@@ -36,6 +38,8 @@ DEMO_USERS = (
     ("pharmacist", "pharmacist", "Pia Pharmacist"),
 )
 SUBJECTS_PER_STUDY = 3
+#: Plausible values the generic sample cannot guess (screening labs inside the inclusion limits).
+DEMO_VALUES = json.loads((Path(__file__).with_name("demo_values.json")).read_text(encoding="utf-8"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,22 +96,51 @@ def _demo_users(session, actor, study_keys):
 
 
 def _sample_subjects(session, actor, study_key):
+    """A few subjects with some data: eligible ones enrolled, visit dates from five weeks ago so the
+    schedule shows done, due and overdue visits."""
     study = get_study(session, study_key)
     if session.scalar(select(func.count()).select_from(Subject).where(Subject.study_id == study.id)):
         return
     spec = definition(study)
     site = list_sites(session, study)[0]
-    today = dt.date.today()
+    start = dt.date.today() - dt.timedelta(days=35)
+    anchor = next((v for v in spec.visits if v.day == 0), spec.visits[0])
     for n in range(SUBJECTS_PER_STUDY):
         subject = enrol_subject(session, actor, study_key, site.key)
-        visits = spec.visits[: 2 if n == 0 else 1]
-        for visit in visits:
+        if spec.eligibility:
+            _screen(session, actor, spec, study_key, subject.key, eligible=n < SUBJECTS_PER_STUDY - 1)
+        for visit in spec.visits[: spec.visits.index(anchor) + (2 if n == 0 else 1)]:
+            day = start + dt.timedelta(days=visit.day - anchor.day + 7 * n)
+            if day > dt.date.today():
+                break
+            set_visit_date(session, actor, study_key, subject.key, visit.id, day)
             for form_id in visit.forms:
-                data = sample_document(spec.forms[form_id], today + dt.timedelta(days=visit.day))
+                if spec.eligibility and form_id == spec.eligibility["form"]:
+                    continue
                 try:
-                    save_form(session, actor, study_key, subject.key, visit.id, form_id, data)
+                    save_form(session, actor, study_key, subject.key, visit.id, form_id,
+                              sample_document(spec.forms[form_id], day))
                 except Invalid:
                     continue  # a form whose rules the generic sample cannot satisfy stays empty
+
+
+def _screen(session, actor, spec, study_key, subject_key, eligible):
+    """Complete the eligibility form: every criterion met, or (not eligible) the first exclusion."""
+    rules = spec.eligibility
+    form = spec.forms[rules["form"]]
+    visit = next(v for v in spec.visits if form.id in v.forms)
+    data = sample_document(form, dt.date.today())
+    data.update(DEMO_VALUES.get(study_key, {}).get(form.id, {}))
+    data.update({name: True for name in rules.get("inclusion", ())})
+    data.update({name: False for name in rules.get("exclusion", ())})
+    if not eligible and rules.get("exclusion"):
+        data[rules["exclusion"][0]] = True
+    for complete in (True, False):
+        try:
+            save_form(session, actor, study_key, subject_key, visit.id, form.id, data, complete=complete)
+            return
+        except Invalid:
+            continue
 
 
 def sample_document(form_def, day):
