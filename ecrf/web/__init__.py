@@ -6,13 +6,16 @@ csrf = CSRFProtect()
 
 
 def init_app(app):
-    from ecrf.web import api, auth, errors, security, studies, subjects
+    from ecrf.web import api, auth, errors, security, studies, subjects, timefmt
 
     csrf.init_app(app)
     auth.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    timefmt.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studies.bp)
     app.register_blueprint(subjects.bp)
     api.init_app(app)
+    from ecrf.web import audit as audit_pages
+    app.register_blueprint(audit_pages.bp)
