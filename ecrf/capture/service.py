@@ -6,15 +6,18 @@ import dataclasses
 import re
 
 from sqlalchemy import func, select
+from sqlalchemy.orm.attributes import flag_modified
 
 from audit import Action, append, append_many
 from ecrf.capture.subjects import apply_eligibility
-from ecrf.capture.validate import validate_document
+from ecrf.capture.validate import unstorable, validate_document
 from ecrf.capture.visits import visit_forms
 from ecrf.db import utcnow, write_transaction
 from ecrf.errors import Conflict, Invalid, NotFound
 from ecrf.models import FormRecord, FormVersion, RecordStatus, Subject, SubjectState
-from ecrf.rules.derive import derive
+from ecrf.review import locks, sdv
+from ecrf.review import queries as review_queries
+from ecrf.rules.derive import applicable_flags, derive, hidden_fields, soft_checks
 from ecrf.studies import definition, get_site, get_study
 
 DEFAULT_ID_TEMPLATE = "{site}-{n:03}"
@@ -45,6 +48,7 @@ def enrol_subject(session, actor, study_key, site_key, subject_key=None):
     with write_transaction(session):
         study = get_study(session, study_key)
         site = get_site(session, study, site_key)
+        locks.assert_unlocked(session, study)
         spec = definition(study)
         subjects = spec.document.get("subjects", {})
         if subject_key is None or subject_key == "":
@@ -93,12 +97,25 @@ def _leaves(value, path=""):
     return {path: value}
 
 
+def same_json(a, b):
+    """Whether two JSON values are the same JSON: numbers by value (1 and 1.0), but true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return a == b
+
+
 def diff_documents(old, new):
     """[(pointer, old, new)] turning ``old`` into ``new``: None on one side means absent."""
     changes = []
     for key in sorted(set(old) | set(new), key=lambda k: (k not in new, k)):
         before, after = old.get(key), new.get(key)
-        if before == after:
+        if same_json(before, after):
             continue
         ptr = "/" + key.replace("~", "~0").replace("/", "~1")
         rows_before = isinstance(before, list) and before and all(isinstance(r, dict) for r in before)
@@ -107,16 +124,28 @@ def diff_documents(old, new):
             for i, (a, b) in enumerate(zip(before, after, strict=True)):
                 la, lb = _leaves(a, f"{ptr}/{i}"), _leaves(b, f"{ptr}/{i}")
                 for p in sorted(set(la) | set(lb)):
-                    if la.get(p) != lb.get(p):
+                    if not same_json(la.get(p), lb.get(p)):
                         changes.append((p, la.get(p), lb.get(p)))
         elif isinstance(before, dict) and isinstance(after, dict) and before and after:
             la, lb = _leaves(before, ptr), _leaves(after, ptr)
             for p in sorted(set(la) | set(lb)):
-                if la.get(p) != lb.get(p):
+                if not same_json(la.get(p), lb.get(p)):
                     changes.append((p, la.get(p), lb.get(p)))
         else:
             changes.append((ptr, before, after))
     return changes
+
+
+class StaleVersion(Conflict):
+    """A save based on an older version of a record. Carries the record as it is now, so a page can
+    show both values of each field and keep what its user typed."""
+
+    def __init__(self, message, record):
+        super().__init__(message)
+        self.version = record.version
+        self.data = dict(record.data or {})
+        self.missing = dict(record.missing or {})
+        self.status = record.status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,14 +153,106 @@ class SaveResult:
     record: FormRecord
     changes: list
     created: bool
+    #: [(pointer, old flag, new flag)] of missing-data flags set, changed or removed.
+    flag_changes: list = dataclasses.field(default_factory=list)
+    #: {pointer: [message]}: the soft checks failing after this save (each is an open query).
+    checks: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A submission made ready to store: the derived document, its flags, and every problem."""
+
+    document: dict
+    missing: dict
+    errors: list
+
+
+#: Longest reason for change accepted (it goes to the audit log with every changed field).
+MAX_REASON = 2000
+
+
+def prepare(form_def, data, complete, *, missing=None, stored=None, stored_missing=None):
+    """Derive and validate a submission against a form version, without touching the database.
+
+    * Calculated fields are recomputed and fields whose ``show_if`` fails are cleared. A value sent
+      for such a hidden field is refused unless it is the value already stored (a value left behind
+      when the field became hidden is cleared, and the clearing is audited as any change).
+    * ``missing`` (None: keep ``stored_missing``) gives the missing-data flags; a kept flag is
+      dropped when its field now has a value or is hidden, a new flag on a hidden field is refused.
+    """
+    stored = stored or {}
+    stored_missing = stored_missing or {}
+    errors = []
+    if not isinstance(data, dict):
+        return Prepared({}, {}, [("", "the form data must be an object")])
+    if missing is not None and not isinstance(missing, dict):
+        return Prepared({}, {}, [("", "the missing-data flags must be an object")])
+    data = _without_nulls(data)
+    hidden_list = hidden_fields(form_def, data)
+    hidden = set(hidden_list)
+    calculated = {f.name for f in form_def.fields if "calculate" in f.ecrf}
+    for name in sorted(hidden - calculated):
+        if name in data and not (name in stored and same_json(data[name], stored[name])):
+            errors.append((_pointer(name), "this field does not apply to the answers given; leave it empty"))
+    if missing is None:
+        flags = applicable_flags(form_def, data, stored_missing)
+    else:
+        flags = {}
+        for key, flag in missing.items():
+            if isinstance(flag, dict) and isinstance(flag.get("reason"), str):
+                flag = dict(flag, reason=flag["reason"].strip())
+            name = key[1:] if isinstance(key, str) and key.startswith("/") else None
+            if name in hidden and name not in calculated:
+                if stored_missing.get(key) != flag:
+                    errors.append((key, "this field does not apply to the answers given; do not "
+                                        "mark it as missing"))
+                continue
+            flags[key] = flag
+    document = derive(form_def, data, hidden=hidden_list)
+    errors.extend(validate_document(form_def, document, complete, missing=flags))
+    return Prepared(document, flags, sorted(set(errors)))
+
+
+def _without_nulls(data):
+    """``data`` with null values left out, also in the rows of repeating groups: an empty field is
+    an absent key (a missing value is a flag, never a magic value), so null clears a field."""
+    out = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            value = [{k: v for k, v in row.items() if v is not None} for row in value]
+        out[key] = value
+    return out
+
+
+def _pointer(name):
+    return "/" + str(name).replace("~", "~0").replace("/", "~1")
+
+
+def _by_field(checks):
+    """[(pointer, message)] → {pointer: [message]} (each message once)."""
+    out = {}
+    for pointer, message in checks:
+        messages = out.setdefault(pointer, [])
+        if message not in messages:
+            messages.append(message)
+    return out
 
 
 def save_form(session, actor, study_key, subject_key, visit_key, form_key, data, *, complete=False,
-              expected_version=None, reason=None, seq=None):
+              expected_version=None, reason=None, seq=None, missing=None):
     """Validate and save one form record (a new log entry when ``seq`` is None for a log form).
 
-    Raises Invalid (with field errors), Conflict (stale ``expected_version``, locked form),
-    NotFound (unknown study, subject, visit or form). Nothing is written unless everything passes.
+    ``missing`` sets the record's missing-data flags ({"/field": {"flag", "reason"}}); None keeps
+    the stored ones (less those superseded by a value). Soft checks that fail never block the save:
+    each raises an automatic query on its field (``ecrf.review.queries.sync_automatic``), closed
+    again by the save that makes it pass.
+
+    Raises Invalid (with field errors), StaleVersion (a Conflict: ``expected_version`` is not the
+    record's version), Conflict (locked form), NotFound (unknown study, subject, visit or form).
+    Nothing is written unless everything passes.
     """
     with write_transaction(session):
         study = get_study(session, study_key)
@@ -157,37 +278,52 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
             if is_log and record is None:
                 raise NotFound(f"no record {seq} of {form_key!r} for subject {subject.key!r}")
 
+        locks.assert_unlocked(session, record if record is not None else subject)
         if record is not None:
             if record.status == RecordStatus.LOCKED:
                 raise Conflict("this form is locked; a data manager must unlock it first")
             if expected_version is not None and expected_version != record.version:
-                raise Conflict(f"the form was changed by someone else (now version {record.version}, "
-                               f"you edited version {expected_version})")
+                raise StaleVersion(f"the form was changed by someone else (now version "
+                                   f"{record.version}, you edited version {expected_version})", record)
         if not isinstance(data, dict):
             raise Invalid("the form data must be an object", [("", "must be an object")])
-        document = derive(form_def, data)
-        errors = validate_document(form_def, document, complete)
-        if errors:
-            raise Invalid("the form has errors", errors)
-
         old = dict(record.data) if record is not None else {}
+        old_missing = dict(record.missing or {}) if record is not None else {}
+        prepared = prepare(form_def, data, complete, missing=missing, stored=old,
+                           stored_missing=old_missing)
+        if prepared.errors:
+            raise Invalid("the form has errors", prepared.errors)
+        document, flags = prepared.document, prepared.missing
+
         changes = diff_documents(old, document)
+        flag_changes = [(p, old_missing.get(p), flags.get(p)) for p in sorted(set(old_missing) | set(flags))
+                        if old_missing.get(p) != flags.get(p)]
         status = RecordStatus.COMPLETE if complete else RecordStatus.DRAFT
-        saved_before = record is not None and any(v is not None for _, v, _ in changes)
-        if saved_before and changes and not (reason and reason.strip()):
+        reason = reason.strip() if isinstance(reason, str) else None
+        edits_saved = record is not None and (any(v is not None for _, v, _ in changes)
+                                              or any(v is not None for _, v, _ in flag_changes))
+        if edits_saved and not reason:
             raise Invalid("a reason for change is required to change saved data",
                           [("/reason", "give a reason for the change")])
+        if reason and (len(reason) > MAX_REASON or unstorable(reason)):
+            raise Invalid("the reason for change cannot be stored",
+                          [("/reason", f"give a reason of at most {MAX_REASON} characters")])
 
         form_version = session.scalar(select(FormVersion).where(FormVersion.content_hash == form_def.hash))
         created = record is None
         old_status = None if created else record.status
         if created:
             record = FormRecord(subject_id=subject.id, visit_key=visit_key, form_key=form_key, seq=seq,
-                                form_version_id=form_version.id, data=document, status=status)
+                                form_version_id=form_version.id, data=document, missing=flags,
+                                status=status)
             session.add(record)
         else:
-            if changes or record.status != status:
+            if changes or flag_changes or record.status != status:
                 record.data = document
+                record.missing = flags
+                # JSON columns compare with ==, for which true == 1: make sure the new text is written
+                flag_modified(record, "data")
+                flag_modified(record, "missing")
                 record.status = status
                 record.form_version_id = form_version.id
                 record.updated_at = utcnow()
@@ -195,14 +331,22 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
 
         where = dict(_subject_where(subject), visit=visit_key or None, form=form_key,
                      form_version=form_def.version, record=record.id)
-        events = []
+        why = None if created else reason
+        # In the order a reader expects: flags lifted, then values, then flags set.
+        events = [actor.event(Action.MISSING, field=ptr, old=before, new=None, reason=why, **where)
+                  for ptr, before, after in flag_changes if after is None]
         for ptr, before, after in changes:
             action = Action.CREATE if before is None else Action.CLEAR if after is None else Action.UPDATE
-            events.append(actor.event(action, field=ptr, old=before, new=after,
-                                      reason=None if created else reason, **where))
+            events.append(actor.event(action, field=ptr, old=before, new=after, reason=why, **where))
+        events += [actor.event(Action.MISSING, field=ptr, old=before, new=after, reason=why, **where)
+                   for ptr, before, after in flag_changes if after is not None]
         if created or old_status != status:
-            events.append(actor.event(Action.STATUS, old=old_status, new=str(status),
-                                      reason=None if created else reason, **where))
+            events.append(actor.event(Action.STATUS, old=old_status, new=str(status), reason=why,
+                                      **where))
         append_many(session.connection(), events)
+        checks = _by_field(soft_checks(form_def, document))
+        sdv.clear_changed(session, actor, record, changes)
+        review_queries.sync_automatic(session, actor, record, checks)
         apply_eligibility(session, actor, spec, subject, form_key, document, complete)
-    return SaveResult(record, changes, created)
+    return SaveResult(record, changes, created, flag_changes, checks)
+
