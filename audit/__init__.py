@@ -6,11 +6,12 @@ and its audit events commit or roll back together. ``verify_chain`` proves the l
 """
 from audit.append import append, append_many, head
 from audit.event import Action, Event, RequestContext
-from audit.replay import ReplayState, replay
+from audit.replay import ReplayState, get_pointer, replay, set_pointer
 from audit.table import audit_event, metadata
-from audit.verify import ChainProblem, VerifyResult, verify_chain
+from audit.verify import ChainProblem, VerifyResult, parse_checkpoint, verify_chain
 
 __all__ = [
     "Action", "ChainProblem", "Event", "ReplayState", "RequestContext", "VerifyResult",
-    "append", "append_many", "audit_event", "head", "metadata", "replay", "verify_chain",
+    "append", "append_many", "audit_event", "get_pointer", "head", "metadata", "parse_checkpoint",
+    "replay", "set_pointer", "verify_chain",
 ]

@@ -1,4 +1,12 @@
-"""Appending events: inside the caller's transaction, one writer at a time, so the chain never forks."""
+"""Appending events: inside the caller's transaction, one writer at a time, so the chain never forks.
+
+The data change and its events commit or roll back together because ``append_many`` only ever runs
+in the caller's open transaction. Writers are serialised before they read the head: on PostgreSQL by
+a transaction-level advisory lock (held until the caller commits or rolls back), on SQLite by the
+database write lock that ecrf's writers take with BEGIN IMMEDIATE (``ecrf.db.write_transaction``).
+Even a writer that skipped the lock could not fork the chain: ``seq`` is the primary key, so the
+second of two events claiming the same number fails and takes its transaction with it.
+"""
 import datetime as dt
 
 from sqlalchemy import select, text
@@ -38,7 +46,7 @@ def _row(event, seq, prev_hash, ts):
         "subject": event.subject, "visit": event.visit, "form": event.form,
         "form_version": event.form_version, "record": event.record, "field": event.field,
         "old_value": value_text(event.old), "new_value": value_text(event.new),
-        "reason": event.reason, "ip": ctx.ip,
+        "reason": event.reason, "ip": ctx.ip[:64] if ctx.ip else None,
         "user_agent": ctx.user_agent[:400] if ctx.user_agent else None,
         "channel": ctx.channel, "prev_hash": prev_hash,
     }

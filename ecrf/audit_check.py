@@ -1,15 +1,21 @@
 """``ecrf audit verify``: the chain is intact and replaying it reproduces every stored value.
 
 One pass over the log checks each event's links and hash and feeds it to the replay; the replayed
-state is then compared with every form record and subject in the database. The first difference is
-named: an event number for a broken chain, a record or subject for data the log does not explain.
+state is then compared with every form record and subject in the database (records in id order,
+then subjects), and the log is checked for records and subjects the database no longer holds. The
+first difference is named: an event number for a broken chain, a record or subject for data the log
+does not explain.
+
+Everything is read in one snapshot (REPEATABLE READ on PostgreSQL, one read transaction in SQLite's
+WAL mode), so saves committed while verify runs cannot make it report a difference that is not there.
 """
 import dataclasses
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
-from audit import ReplayState, verify_chain
-from ecrf.models import FormRecord, Site, Study, Subject, SubjectVisit
+from audit import ReplayState, audit_event, verify_chain
+from ecrf.models import FormRecord, FormVersion, Site, Study, Subject
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +26,11 @@ class VerifyReport:
     records: int = 0
     subjects: int = 0
     problem: str | None = None
+    #: The first bad event, when the chain itself is broken.
+    bad_event: int | None = None
+    #: E-signatures proven: each matches its sign event, and the data the log held at that moment
+    #: hashes to the signed hash.
+    signatures: int = 0
 
     @property
     def ok(self):
@@ -27,53 +38,188 @@ class VerifyReport:
 
 
 def verify_database(session, checkpoint=None):
+    """Verify the chain (against ``checkpoint`` ``(seq, hash)`` if given) and that it explains the
+    stored form records and subjects; return a VerifyReport naming the first problem."""
+    connection = _snapshot(session)
     state = ReplayState()
-    connection = session.connection()
     chain = verify_chain(connection, against=checkpoint, on_event=state.apply)
     if not chain.ok:
-        return VerifyReport(chain.count, chain.head_seq, chain.head_hash, problem=chain.problem.message)
-    records = subjects = 0
-    for record, subject_key, study_key in session.execute(
-            select(FormRecord, Subject.key, Study.key).join(Subject, Subject.id == FormRecord.subject_id)
-            .join(Study, Study.id == Subject.study_id).order_by(FormRecord.id)):
-        replayed = state.records.get(record.id)
-        label = (f"form record {record.id} ({study_key} {subject_key} "
-                 f"{record.visit_key or 'log'} {record.form_key} #{record.seq})")
+        return VerifyReport(chain.count, chain.head_seq, chain.head_hash, problem=chain.problem.message,
+                            bad_event=chain.problem.seq)
+    counts = {"records": 0, "subjects": 0, "signatures": 0}
+    problem = _compare_records(session, state, counts) or _compare_subjects(session, state, counts)
+    problem = problem or _compare_signatures(session, state, counts)
+    return VerifyReport(chain.count, chain.head_seq, chain.head_hash, counts["records"],
+                        counts["subjects"], problem, signatures=counts["signatures"])
+
+
+def _snapshot(session):
+    """The session's connection, in a repeatable-read transaction on PostgreSQL when we start it."""
+    bind = session.get_bind()
+    if (isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+            and not session.in_transaction()):
+        return session.connection(execution_options={"isolation_level": "REPEATABLE READ",
+                                                     "postgresql_readonly": True})
+    return session.connection()
+
+
+def _records_query():
+    return (select(FormRecord.id, FormRecord.data, FormRecord.missing, FormRecord.status,
+                   FormRecord.visit_key, FormRecord.form_key, FormRecord.seq, Subject.key,
+                   Study.key, Site.key, FormVersion.form_key, FormVersion.content_hash)
+            .join(Subject, Subject.id == FormRecord.subject_id)
+            .join(Study, Study.id == Subject.study_id)
+            .join(Site, Site.id == Subject.site_id)
+            .join(FormVersion, FormVersion.id == FormRecord.form_version_id)
+            .order_by(FormRecord.id)
+            .execution_options(yield_per=1000))
+
+
+def _compare_records(session, state, counts):
+    stored = set()
+    # Closed on an early return too: on PostgreSQL this is a server-side cursor.
+    with session.execute(_records_query()) as rows:
+        problem = _compare_each_record(rows, state, counts, stored)
+    if problem is not None:
+        record_id, message = problem
+        last = _last_event(session, record_id)
+        return message if last is None else f"{message} (last event {last})"
+    unstored = sorted(set(state.records) - stored)
+    if unstored:
+        replayed = state.records[unstored[0]]
+        return (f"form record {unstored[0]} ({replayed.study} {replayed.subject} {replayed.form}) is in "
+                f"the log (last event {_last_event(session, unstored[0])}) but not stored")
+    return None
+
+
+def _last_event(session, record_id):
+    return session.scalar(select(func.max(audit_event.c.seq)).where(audit_event.c.record == record_id))
+
+
+def _compare_each_record(rows, state, counts, stored):
+    """None, or (record id, what is wrong) for the first record the log does not explain."""
+    for (record_id, data, missing, status, visit, form, seq, subject, study, site, version_form,
+         version_hash) in rows:
+        stored.add(record_id)
+        label = f"form record {record_id} ({study} {subject} {visit or 'log'} {form} #{seq})"
+        replayed = state.records.get(record_id)
         if replayed is None:
-            return _unexplained(chain, records, subjects, f"{label} has no events in the log")
-        if replayed.data != record.data:
-            return _unexplained(chain, records, subjects,
-                                f"{label}: stored data differs from the log (last event {replayed.last_seq})")
-        if replayed.status != record.status:
-            return _unexplained(chain, records, subjects,
-                                f"{label}: stored status {record.status!r} differs from the log's "
-                                f"{replayed.status!r}")
-        if replayed.missing != (record.missing or {}):
-            return _unexplained(chain, records, subjects, f"{label}: missing-data flags differ from the log")
-        records += 1
-    for key, state_value, study_key, site_key in session.execute(
+            return record_id, f"{label} has no events in the log"
+        place = (study, site, subject, visit or None, form)
+        if place != replayed.place:
+            return record_id, f"{label} is filed as {_place(place)} but the log has it as {_place(replayed.place)}"
+        pointer = first_difference(replayed.data, data)
+        if pointer is not None:
+            return record_id, f"{label}: stored data differs from the log at {pointer or 'the document root'}"
+        if replayed.status != status:
+            return record_id, f"{label}: stored status {status!r} differs from the log's {replayed.status!r}"
+        pointer = first_difference(replayed.missing, missing or {})
+        if pointer is not None:
+            return record_id, (f"{label}: missing-data flags differ from the log at "
+                               f"{pointer or 'the document root'}")
+        version = f"{version_form}@{version_hash[:12]}"
+        if replayed.form_version is not None and replayed.form_version != version:
+            return record_id, (f"{label}: stored form version {version} differs from the log's "
+                               f"{replayed.form_version}")
+        counts["records"] += 1
+    return None
+
+
+def _compare_subjects(session, state, counts):
+    stored = set()
+    with session.execute(
             select(Subject.key, Subject.state, Study.key, Site.key)
             .join(Study, Study.id == Subject.study_id).join(Site, Site.id == Subject.site_id)
-            .order_by(Subject.id)):
+            .order_by(Subject.id).execution_options(yield_per=1000)) as rows:
+        problem = _compare_each_subject(rows, state, counts, stored)
+    if problem is not None:
+        return problem
+    unstored = sorted(set(state.subjects) - stored, key=lambda k: state.subjects[k].last_seq)
+    if unstored:
+        study_key, key = unstored[0]
+        return (f"subject {study_key} {key} is in the log (last event "
+                f"{state.subjects[unstored[0]].last_seq}) but not stored")
+    return None
+
+
+def _compare_each_subject(rows, state, counts, stored):
+    for key, subject_state, study_key, site_key in rows:
+        stored.add((study_key, key))
         replayed = state.subjects.get((study_key, key))
-        if replayed is None or replayed[0] != state_value:
-            return _unexplained(chain, records, subjects,
-                                f"subject {study_key} {key}: stored state {state_value!r} differs from "
-                                f"the log's {replayed[0] if replayed else None!r}")
-        subjects += 1
-    for visit_key, visit_date, subject_key, study_key in session.execute(
-            select(SubjectVisit.visit_key, SubjectVisit.visit_date, Subject.key, Study.key)
-            .join(Subject, Subject.id == SubjectVisit.subject_id)
-            .join(Study, Study.id == Subject.study_id).order_by(SubjectVisit.id)):
-        stored = visit_date.isoformat() if visit_date else None
-        if state.visits.get((study_key, subject_key, visit_key)) != stored:
-            return _unexplained(chain, records, subjects,
-                                f"visit {study_key} {subject_key} {visit_key}: stored date {stored!r} "
-                                "differs from the log")
-    for record_id in sorted(set(state.records) - {r for r in session.scalars(select(FormRecord.id))}):
-        return _unexplained(chain, records, subjects, f"form record {record_id} is in the log but not stored")
-    return VerifyReport(chain.count, chain.head_seq, chain.head_hash, records, subjects)
+        if replayed is None:
+            return f"subject {study_key} {key} (state {subject_state!r}) has no events in the log"
+        if replayed.state != subject_state:
+            return (f"subject {study_key} {key}: stored state {subject_state!r} differs from the log's "
+                    f"{replayed.state!r} (last event {replayed.last_seq})")
+        if replayed.site != site_key:
+            return (f"subject {study_key} {key}: stored at site {site_key!r} but the log has site "
+                    f"{replayed.site!r} (last event {replayed.last_seq})")
+        counts["subjects"] += 1
+    return None
 
 
-def _unexplained(chain, records, subjects, message):
-    return VerifyReport(chain.count, chain.head_seq, chain.head_hash, records, subjects, message)
+def _place(values):
+    study, site, subject, visit, form = values
+    return f"{study}/{site}/{subject}/{visit or 'log'}/{form}"
+
+
+def first_difference(logged, stored, pointer=""):
+    """The JSON pointer of the first place where two JSON values differ, or None when they are the
+    same JSON: numbers compare by value (1 and 1.0 are one JSON number), but true is not 1."""
+    if isinstance(logged, dict) and isinstance(stored, dict):
+        for key in sorted(logged.keys() | stored.keys()):
+            child = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            if key not in logged or key not in stored:
+                return child
+            found = first_difference(logged[key], stored[key], child)
+            if found is not None:
+                return found
+        return None
+    if isinstance(logged, list) and isinstance(stored, list):
+        if len(logged) != len(stored):
+            return pointer
+        for index, (a, b) in enumerate(zip(logged, stored, strict=True)):
+            found = first_difference(a, b, f"{pointer}/{index}")
+            if found is not None:
+                return found
+        return None
+    if _json_kind(logged) != _json_kind(stored) or logged != stored:
+        return pointer
+    return None
+
+
+def _json_kind(value):
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value)
+
+
+def _compare_signatures(session, state, counts):
+    """Each stored signature is the one its ``sign`` event describes (signer, name, meaning, scope,
+    records, hash), and the records as the log had them when it was signed hash to that hash; and
+    every signature in the log is stored."""
+    from ecrf.models import Signature
+    from ecrf.review.signatures import content_hash
+
+    stored = set()
+    for row in session.scalars(select(Signature).order_by(Signature.id)):
+        stored.add(row.id)
+        label = f"signature {row.id} ({row.scope} of subject {row.subject_id}, by {row.printed_name})"
+        replayed = state.signatures.get(row.id)
+        if replayed is None:
+            return f"{label} has no sign event in the log"
+        value = replayed.value
+        logged = (replayed.actor_id, value.get("name"), value.get("meaning"), value.get("scope"),
+                  value.get("records"), value.get("hash"))
+        if logged != (row.signer_id, row.printed_name, row.meaning, row.scope, row.record_ids, row.data_hash):
+            return f"{label} differs from its sign event {replayed.seq}"
+        if len(replayed.signed) != len(row.record_ids) or content_hash(replayed.signed) != row.data_hash:
+            return (f"{label}: the data the log held when it was signed (event {replayed.seq}) does not "
+                    f"hash to the signed hash")
+        counts["signatures"] += 1
+    unstored = sorted(set(state.signatures) - stored)
+    if unstored:
+        return f"signature {unstored[0]} is in the log (event {state.signatures[unstored[0]].seq}) but not stored"
+    return None
