@@ -50,8 +50,10 @@ def downgrade(engine, revision):
 
 
 def current_revision(engine):
+    """The database's revision (several, comma-separated, while branches are unmerged), or None."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) or None
 
 
 def pending_changes(engine):

@@ -1,4 +1,5 @@
 """Read the top-level config.py by path and turn it into settings (see config.py for the variables)."""
+import os
 import runpy
 
 from ecrf.paths import resource
@@ -12,7 +13,13 @@ def load(environ=None, overrides=None):
     """Return the settings dictionary: config.py applied to ``environ``, then ``overrides``."""
     module = runpy.run_path(str(resource("config.py")))
     settings = module["from_environ"](environ)
-    settings.update(overrides or {})
+    overrides = dict(overrides or {})
+    if "ECRF_ENV" in overrides and "SECURE_COOKIES" not in overrides:
+        # The Secure default follows the mode; an explicit ECRF_SECURE_COOKIES still wins.
+        explicit = (os.environ if environ is None else environ).get("ECRF_SECURE_COOKIES")
+        if not explicit:
+            overrides["SECURE_COOKIES"] = overrides["ECRF_ENV"] == "production"
+    settings.update(overrides)
     from ecrf.auth import passwords
 
     passwords.configure(settings["ARGON2_TIME_COST"], settings["ARGON2_MEMORY_KIB"])

@@ -4,6 +4,7 @@ import re
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from audit import Action, append
 from ecrf.auth.passwords import PasswordRejected, check_policy, hash_password
@@ -187,8 +188,39 @@ def user_for_token(session, token):
     """The active user an API token belongs to, or None (revoked, unknown, or user inactive)."""
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
+    # The user and their role grants come in the same query: every API call asks the permission table.
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token),
-                                                ApiToken.revoked_at.is_(None)))
+                                                ApiToken.revoked_at.is_(None))
+                         .options(joinedload(ApiToken.user).joinedload(User.grants)))
     if row is None or not row.user.active:
         return None
     return row.user
+
+
+def users_for_admin(session, study_ids):
+    """The users an administrator of ``study_ids`` may see: those who hold or held a role in one of
+    those studies, and those with no role anywhere yet (just created). Others stay hidden, so that
+    one study's administrators do not learn who works on other studies."""
+    in_studies = select(RoleGrant.user_id).where(RoleGrant.study_id.in_(list(study_ids) or [-1]))
+    any_grant = select(RoleGrant.user_id)
+    return list(session.scalars(select(User).where(
+        User.id.in_(in_studies) | User.id.not_in(any_grant)).order_by(User.username)))
+
+
+def active_study_ids(session, user):
+    """Ids of the studies where ``user`` holds an active grant."""
+    return set(session.scalars(select(RoleGrant.study_id).where(
+        RoleGrant.user_id == user.id, RoleGrant.revoked_at.is_(None))))
+
+
+def visible_to_admin(session, user, study_ids):
+    """Whether ``users_for_admin(study_ids)`` includes ``user``."""
+    studies = set(session.scalars(select(RoleGrant.study_id).where(RoleGrant.user_id == user.id)))
+    return not studies or bool(studies & set(study_ids))
+
+
+def studies_by_id(session, study_ids):
+    """The studies with these ids, by key."""
+    from ecrf.models import Study
+
+    return list(session.scalars(select(Study).where(Study.id.in_(list(study_ids))).order_by(Study.key)))

@@ -72,3 +72,29 @@ def login_or_raise(session, username, password, context, policy=LoginPolicy()):
 def record_logout(session, user, context):
     with write_transaction(session):
         append(session.connection(), Actor.for_user(user, context).event(Action.LOGOUT))
+
+
+def confirm_password(session, user, password, context, policy=LoginPolicy(), purpose="signature"):
+    """Check a signed-in user's password again (an e-signature's re-entry): True when right and the
+    account usable. A wrong password is audited as a failed login and counts toward the lockout,
+    like a failed sign-in, so re-entry cannot be used to guess; a right one writes nothing."""
+    with write_transaction(session):
+        session.refresh(user)
+        now = utcnow()
+        ok = verify_password(user.password_hash, password or "")
+        actor = Actor.for_user(user, context)
+        if not user.active or (user.locked_until is not None and user.locked_until > now):
+            append(session.connection(), actor.event(Action.LOGIN_FAILED, reason=f"{purpose}: account locked"))
+            return False
+        if ok:
+            user.failed_logins = 0
+            return True
+        user.failed_logins += 1
+        append(session.connection(), actor.event(
+            Action.LOGIN_FAILED, reason=f"{purpose}: wrong password ({user.failed_logins} of {policy.attempts})"))
+        if user.failed_logins >= policy.attempts:
+            user.locked_until = now + policy.lockout
+            user.failed_logins = 0
+            append(session.connection(), actor.event(
+                Action.LOCKOUT, reason=f"locked until {user.locked_until.isoformat()}"))
+    return False

@@ -28,6 +28,8 @@ class MatrixRow:
     site: str
     state: str
     cells: dict  # visit id -> Cell
+    #: Queries not closed: {"open": n, "answered": m} (ecrf.review.queries).
+    queries: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +106,10 @@ def subject_matrix(session, study, spec, site_ids=None, page=1, per_page=50, *, 
                 .where(SubjectVisit.subject_id.in_(ids))):
             if visit_date is not None:
                 dates.setdefault(subject_id, {})[visit_key] = visit_date
+    from ecrf.review import queries, status
+
+    statuses = status.overlay_matrix(session, study, ids, statuses)  # verified, signed, locked
+    query_counts = queries.counts_by_subject(session, ids)
     rows = []
     for s in subjects:
         forms = statuses.get(s.id, {})
@@ -111,5 +117,5 @@ def subject_matrix(session, study, spec, site_ids=None, page=1, per_page=50, *, 
         for entry, visit in zip(schedule(spec, dates.get(s.id, {})), spec.visits, strict=True):
             cells[visit.id] = Cell(visit_status(visit.forms, forms.get(visit.id, {})), entry.date,
                                    entry.state(today), entry.out_of_window)
-        rows.append(MatrixRow(s.key, s.site, s.state, cells))
+        rows.append(MatrixRow(s.key, s.site, s.state, cells, query_counts.get(s.id, {})))
     return MatrixPage(rows, total, page, per_page)

@@ -61,12 +61,14 @@ def apply_eligibility(session, actor, spec, subject, form_key, data, complete):
 def change_state(session, actor, study_key, subject_key, state, reason):
     """Withdraw or complete an enrolled subject; a reason is required."""
     from ecrf.capture.service import get_subject
+    from ecrf.review.locks import assert_unlocked
     from ecrf.studies import get_study
 
     if not reason or not reason.strip():
         raise Invalid("a reason is required", [("/reason", "give a reason")])
     with write_transaction(session):
         subject = get_subject(session, get_study(session, study_key), subject_key)
+        assert_unlocked(session, subject)
         try:
             state = SubjectState(state)
         except ValueError:

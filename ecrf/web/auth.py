@@ -2,9 +2,14 @@
 import datetime as dt
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (Blueprint, current_app, flash, g, has_request_context, redirect, render_template, request,
+                   session, url_for)
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto
+from sqlalchemy.orm import joinedload
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
@@ -43,7 +48,8 @@ def _load_user(user_id):
         uid, epoch = (int(part) for part in user_id.split(":"))
     except (ValueError, AttributeError):
         return None
-    user = get_session().get(User, uid)
+    # The user's role grants come in the same query: every page asks the permission table.
+    user = get_session().get(User, uid, options=[joinedload(User.grants)])
     if user is None or not user.active or user.session_epoch != epoch:
         return None
     return SessionUser(user)
@@ -92,7 +98,10 @@ def login():
         if user is None:
             form.password.errors = [REFUSED]
             return render_template("auth/login.html", form=form, next=next_url), 401
+        resume = session.get("resume")  # typed values kept at a timeout (see _idle_timeout)
         session.clear()  # a new session at sign-in: no fixation
+        if resume is not None:
+            session["resume"] = resume
         login_user(SessionUser(user))
         session.permanent = True
         session["seen"] = utcnow().timestamp()
@@ -145,14 +154,90 @@ def init_app(app):
         now = utcnow().timestamp()
         idle = app.config["SESSION_IDLE_MINUTES"] * 60
         if now - session.get("seen", now) > idle:
+            page, resume = _keep_typed_values()
             logout_user()
             session.clear()
+            if resume is not None:
+                session["resume"] = resume
             flash("Your session ended after a period of inactivity; please sign in again.")
             if request.path.startswith("/api/"):
                 return None
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            return redirect(url_for("auth.login", next=page or request.full_path.rstrip("?")))
         session["seen"] = now
         if current_user.must_change_password and request.endpoint not in (
                 "auth.change_password", "auth.logout", "static"):
             return redirect(url_for("auth.change_password", next=request.full_path.rstrip("?")))
+        _restore_typed_values()
         return None
+    # The cookie outlives the idle timeout (which the server enforces through "seen"), so that a
+    # form posted after the timeout still reaches _idle_timeout, which keeps what was typed; were
+    # the browser to drop the cookie first, the post would fail its CSRF check and lose them.
+    app.config["PERMANENT_SESSION_LIFETIME"] = max(
+        app.config["PERMANENT_SESSION_LIFETIME"],
+        dt.timedelta(minutes=app.config["SESSION_IDLE_MINUTES"]) + dt.timedelta(hours=12))
+
+
+# --- an expired session posting a form: the typed values are not lost ----------------------------
+
+def _page_for_post():
+    """The page a timed-out POST came from: its own URL when that answers GET, else the referring
+    page of this site, else None."""
+    adapter = current_app.url_map.bind("")
+    try:
+        adapter.match(request.path, method="GET")
+        return request.path
+    except HTTPException:  # MethodNotAllowed, NotFound, RequestRedirect
+        referrer = urlsplit(request.referrer or "")
+        if referrer.netloc and referrer.netloc != request.host:
+            return None
+        return safe_next(referrer.path) if referrer.path else None
+
+
+def _keep_typed_values():
+    """At a timeout: stash a posted page form for the same user; returns (page, stash id)."""
+    if request.method != "POST" or request.path.startswith("/api/") or not request.form:
+        return None, None
+    from ecrf.auth.stash import stash_form
+
+    page = _page_for_post()
+    if page is None:
+        return None, None
+    return page, stash_form(get_session(), current_user.id, page, request.form.items(multi=True))
+
+
+def _restore_typed_values():
+    """Back on the page after signing in again: forms of this request show the stashed values."""
+    if request.method != "GET" or "resume" not in session:
+        return
+    from ecrf.auth.stash import take_stash
+
+    fields = take_stash(get_session(), session.get("resume"), current_user.id, request.path)
+    if fields is None:
+        return
+    session.pop("resume", None)
+    g.ecrf_resumed_form = MultiDict([tuple(pair) for pair in fields])
+    flash("Your session had ended while you were entering this form: what you typed is shown again. "
+          "Check it and save.")
+
+
+def resumed_form():
+    """The values typed into this page's form before a session timeout, as a MultiDict of what was
+    posted, on the first visit after signing in again; else None. FlaskForm forms fill themselves
+    from it (below); a page that reads ``request.form`` itself can show these the same way."""
+    return g.get("ecrf_resumed_form") if has_request_context() else None
+
+
+def _wrap_formdata(self, form, formdata):
+    """FlaskForm's formdata, or on the page a timed-out form came from, the values typed there
+    (shown, not submitted: the request is a GET, so nothing validates or saves by itself)."""
+    if formdata is _Auto and has_request_context() and request.method == "GET":
+        resumed = resumed_form()
+        if resumed is not None:
+            return resumed
+    return _flask_wrap_formdata(self, form, formdata)
+
+
+_wrap_formdata.ecrf = True
+if not getattr(FlaskForm.Meta.wrap_formdata, "ecrf", False):
+    _flask_wrap_formdata = FlaskForm.Meta.wrap_formdata
+    FlaskForm.Meta.wrap_formdata = _wrap_formdata

@@ -4,6 +4,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from ecrf.auth import permissions
@@ -25,8 +26,9 @@ class EnrolForm(FlaskForm):
 
 
 class StateForm(FlaskForm):
-    state = SelectField("New state", choices=[("withdrawn", "Withdrawn"), ("completed", "Completed the study")])
-    reason = SelectField("Reason", choices=[(r, r) for r in REASONS])
+    state = SelectField("New state", choices=[SelectChoice("withdrawn", "Withdrawn"),
+                                              SelectChoice("completed", "Completed the study")])
+    reason = SelectField("Reason", choices=[SelectChoice(r, r) for r in REASONS])
     details = TextAreaField("Details", validators=[Length(max=2000)])
 
 
@@ -65,7 +67,7 @@ def enrol(study_key):
     allowed = [s for s in list_sites(session, study)
                if permissions.can(session, current_user.user, "subject.enrol", study, s)]
     form = EnrolForm()
-    form.site.choices = [(s.key, f"{s.key} {s.name}") for s in allowed]
+    form.site.choices = [SelectChoice(s.key, f"{s.key} {s.name}") for s in allowed]
     if form.validate_on_submit():
         role = permissions.require(session, current_user.user, "subject.enrol", study,
                                    next(s for s in allowed if s.key == form.site.data))
