@@ -21,6 +21,14 @@ ECRF_SECURE_COOKIES            send cookies over HTTPS only (on in production, o
 ECRF_ARGON2_TIME_COST          argon2id passes for new password hashes (3)
 ECRF_ARGON2_MEMORY_KIB         argon2id memory for new password hashes, KiB (65536)
 ECRF_MAX_REQUEST_BYTES         largest request body accepted, JSON or form post (1048576)
+ECRF_SMTP_HOST                 mail server for sending SAE reports; unset: reports are not e-mailed
+ECRF_SMTP_PORT                 its port (587 with starttls, 465 with ssl, 25 otherwise)
+ECRF_SMTP_SECURITY             ``starttls`` | ``ssl`` | ``none`` (starttls)
+ECRF_SMTP_USER                 login name, if the server needs one (none)
+ECRF_SMTP_PASSWORD             its password (none)
+ECRF_SMTP_FROM                 sender address of SAE report e-mails (ecrf@localhost)
+ECRF_SMTP_TIMEOUT              seconds to wait for the mail server (30)
+ECRF_SAE_EMAIL_TO              comma-separated recipients of every issued SAE report (none)
 =============================  ================================================================
 """
 import os
@@ -52,4 +60,14 @@ def from_environ(environ=None):
         "ARGON2_TIME_COST": int(env.get("ECRF_ARGON2_TIME_COST") or 3),
         "ARGON2_MEMORY_KIB": int(env.get("ECRF_ARGON2_MEMORY_KIB") or 65536),
         "MAX_REQUEST_BYTES": int(env.get("ECRF_MAX_REQUEST_BYTES") or 1024 * 1024),
+        "SMTP_HOST": env.get("ECRF_SMTP_HOST") or None,
+        "SMTP_SECURITY": (env.get("ECRF_SMTP_SECURITY") or "starttls").strip().lower(),
+        "SMTP_PORT": int(env.get("ECRF_SMTP_PORT") or {"starttls": 587, "ssl": 465}.get(
+            (env.get("ECRF_SMTP_SECURITY") or "starttls").strip().lower(), 25)),
+        "SMTP_USER": env.get("ECRF_SMTP_USER") or None,
+        "SMTP_PASSWORD": env.get("ECRF_SMTP_PASSWORD") or None,
+        "SMTP_FROM": env.get("ECRF_SMTP_FROM") or "ecrf@localhost",
+        "SMTP_TIMEOUT": float(env.get("ECRF_SMTP_TIMEOUT") or 30),
+        "SAE_EMAIL_TO": [address.strip() for address in (env.get("ECRF_SAE_EMAIL_TO") or "").split(",")
+                         if address.strip()],
     }

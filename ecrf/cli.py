@@ -406,19 +406,21 @@ def audit_group():
 @pass_ctx
 def audit_verify(ctx, against):
     """Prove the chain intact and that replaying it reproduces the stored data."""
+    from audit import parse_checkpoint
     from ecrf.audit_check import verify_database
 
     checkpoint = None
     if against:
-        seq, _, digest = against.partition(":")
-        if not seq.isdigit() or len(digest) != 64:
-            raise click.ClickException("--against takes SEQ:HASH as printed by ecrf audit checkpoint")
-        checkpoint = (int(seq), digest.lower())
+        try:
+            checkpoint = parse_checkpoint(against)
+        except ValueError:
+            raise click.ClickException("--against takes SEQ:HASH as printed by ecrf audit checkpoint") from None
     with user_errors(), ctx.session() as session:
         report = verify_database(session, checkpoint)
     if report.ok:
         click.echo(f"audit log intact: {report.events} events, head {report.head_seq}:{report.head_hash}; "
-                   f"replay reproduces {report.records} form records and {report.subjects} subjects")
+                   f"replay reproduces {report.records} form records, {report.subjects} subjects and "
+                   f"{report.signatures} signatures")
         return
     click.echo(f"audit verify FAILED: {report.problem}", err=True)
     sys.exit(1)
@@ -433,3 +435,173 @@ def audit_checkpoint(ctx):
     with user_errors(), ctx.session() as session:
         seq, digest = audit.head(session.connection())
     click.echo(f"{seq}:{digest}")
+
+
+@audit_group.command("export")
+@click.option("--study", "study_key", required=True, help="Study id.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
+              help="csv for spreadsheets, jsonl with every column as stored.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="File to write.")
+@click.option("--unblinded", is_flag=True, help="Show allocation values (randomization, unblinding); "
+              "recorded in the audit log.")
+@pass_ctx
+def audit_export(ctx, study_key, fmt, output, unblinded):
+    """Export a study's audit trail to a file (the export itself is an audited action)."""
+    import os
+
+    from ecrf.actor import Actor
+    from ecrf.audit_view import export_events, operator_scope
+    from ecrf.studies import get_study
+
+    partial = Path(f"{output}.partial")
+    try:
+        with user_errors(), ctx.session() as session:
+            scope = operator_scope(get_study(session, study_key), unblinded)
+            with partial.open("wb") as out:
+                result = export_events(session, Actor.cli(), scope, fmt, out)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"{result.events} events of {study_key} (through event {result.through_seq}) "
+               f"written to {output}")
+
+
+# --- every command asks the permission table --------------------------------------------------------
+
+def _ask_the_permission_table(group, prefix=""):
+    """Wrap each command of ``group`` (and of its subgroups) so that it asks
+    ``permissions.require_operator`` before it runs; a refusal is audited and exits with code 1.
+    Commands that act as a named user (``permissions.ACTS_AS_USER``) ask for themselves."""
+    import functools
+
+    from ecrf.auth.permissions import ACTS_AS_USER
+
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            _ask_the_permission_table(command, f"{path} ")
+        elif command.callback is not None and path not in ACTS_AS_USER \
+                and not getattr(command.callback, "asks_permission", False):
+            def checked(*args, _path=path, _run=command.callback, **kwargs):
+                _require_operator(_path)
+                return _run(*args, **kwargs)
+
+            command.callback = functools.update_wrapper(checked, command.callback)
+            command.callback.asks_permission = True
+
+
+def _require_operator(path):
+    from ecrf.auth.permissions import require_operator
+    from ecrf.errors import PermissionDenied
+
+    try:
+        require_operator(path)
+    except PermissionDenied as exc:
+        _audit_refusal(exc, path)
+        raise click.ClickException(str(exc)) from None
+
+
+def _audit_refusal(exc, path):
+    """A permission_denied event for a refused command, when there is a database to write it to."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ecrf.actor import Actor
+    from ecrf.auth.denials import record_denial
+
+    ctx = click.get_current_context().find_object(Context)
+    try:
+        with ctx.session() as session:
+            record_denial(session, Actor.cli(), exc.action, detail=f"ecrf {path}")
+    except (SQLAlchemyError, OSError, settings_module.ConfigurationError):
+        pass  # no usable database: the refusal still stands
+
+
+def _invoke_checked(ctx, _invoke=main.invoke):
+    # Wrapped at the first run rather than at import, so that commands defined anywhere below
+    # (or added by other modules) are covered too.
+    _ask_the_permission_table(main)
+    return _invoke(ctx)
+
+
+main.invoke = _invoke_checked
+
+
+# --- SAE reports and casebooks ----------------------------------------------------------------------
+# With --as, a named user acts: they enter their password (as for an e-signature) and the permission
+# table is asked for them (ecrf.reports.commands). Without it the operator acts, which the operator
+# table (permissions.CLI_COMMANDS) must allow. Either way the command asks before it runs.
+
+def _acting_user(ctx, session, username, password_stdin):
+    from ecrf.reports import commands
+
+    if not username:
+        return None
+    password = _read_password(password_stdin, confirm=False)
+    return commands.authenticate(session, ctx.settings, username, password)
+
+
+@main.group()
+def sae():
+    """Issue SAE reports."""
+
+
+@sae.command("report")
+@click.option("--study", "study_key", required=True, help="Study id.")
+@click.option("--subject", "subject_key", required=True, help="Subject id.")
+@click.option("--record", "seq", required=True, type=click.IntRange(1), help="AE log entry number.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Write the issued PDF here.")
+@click.option("--as", "username", help="Issue as this user (sae.issue at the subject's site), "
+              "who confirms with their password.")
+@click.option("--password-stdin", is_flag=True, help="Read that password from one line of stdin.")
+@pass_ctx
+def sae_report(ctx, study_key, subject_key, seq, output, username, password_stdin):
+    """Issue the next SAE report (initial or follow-up) on an AE and write its PDF."""
+    from ecrf.reports import commands
+
+    if not username:
+        _require_operator("sae report")
+    with user_errors(), ctx.session() as session:
+        user = _acting_user(ctx, session, username, password_stdin)
+        report, delivery = commands.issue(session, ctx.settings, study_key, subject_key, seq, user)
+        Path(output).write_bytes(commands.pdf_bytes(session, report))
+    click.echo(f"{report.number} version {report.version} ({report.report_type}), {report.pages} "
+               f"page(s), sha256 {report.sha256} -> {output}")
+    if delivery is not None:
+        click.echo(f"e-mail to {', '.join(delivery.recipients)}: {delivery.status}")
+
+
+@main.command()
+@click.option("--study", "study_key", required=True, help="Study id.")
+@click.option("--site", "site_key", required=True, help="Site id: one casebook per subject of it.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for the PDFs (created if missing).")
+@click.option("--as", "username", help="Export as this user (form.view and audit.view at the site), "
+              "who confirms with their password.")
+@click.option("--password-stdin", is_flag=True, help="Read that password from one line of stdin.")
+@pass_ctx
+def casebook(ctx, study_key, site_key, output, username, password_stdin):
+    """Write a casebook PDF (forms, values, missing-data flags, signatures, audit trail) for every
+    subject of a site."""
+    from ecrf.reports import commands
+
+    if not username:
+        _require_operator("casebook")
+    folder = Path(output)
+    with user_errors(), ctx.session() as session:
+        user = _acting_user(ctx, session, username, password_stdin)
+        actor, reader = commands.casebook_reader(session, study_key, site_key, user)
+        keys = commands.site_subjects(session, study_key, site_key)
+        folder.mkdir(parents=True, exist_ok=True)
+        pages = 0
+        with click.progressbar(keys, label=f"casebooks of {study_key} site {site_key}",
+                               item_show_func=lambda key: key, file=sys.stderr) as bar:
+            for key in bar:
+                pages += commands.write_casebook(session, actor, reader, study_key, key, folder)
+    click.echo(f"{len(keys)} casebook(s), {pages} page(s) in {folder}")
+
+
+# Both commands ask the permission table themselves (above), for the user or for the operator.
+sae_report.callback.asks_permission = True
+casebook.callback.asks_permission = True

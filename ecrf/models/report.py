@@ -4,7 +4,7 @@ a change to the adverse event is reported as a new version (a follow-up)."""
 import datetime as dt
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ecrf.db import Base, utcnow
 from ecrf.models.record import FormRecord
@@ -45,7 +45,7 @@ class SaeReport(Base):
     #: The report's content as rendered (JSON); a follow-up is compared with its predecessor's.
     content: Mapped[dict]
     #: The PDF bytes exactly as issued; loaded only when asked for.
-    pdf: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     #: sha256 of ``pdf`` (hex), also written to the audit log.
     sha256: Mapped[str] = mapped_column(String(64))
     pages: Mapped[int]

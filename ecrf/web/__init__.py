@@ -6,7 +6,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app):
-    from ecrf.web import api, auth, errors, security, studies, subjects, timefmt
+    from ecrf.web import api, auth, errors, reports, security, studies, subjects, timefmt
 
     csrf.init_app(app)
     auth.init_app(app)
@@ -19,3 +19,9 @@ def init_app(app):
     api.init_app(app)
     from ecrf.web import audit as audit_pages
     app.register_blueprint(audit_pages.bp)
+    from ecrf.web import admin, review
+    app.register_blueprint(review.bp)
+    app.register_blueprint(admin.bp)
+    from ecrf.web import capture
+    app.register_blueprint(capture.bp)
+    reports.init_app(app)
