@@ -30,7 +30,9 @@ AE_REQUIRED_VARIABLES = (
     "aesdisab", "aescong", "aesmie", "aerel", "aeacn", "aeout", "aecontrt", "saeawdtc", "saenarr",
 )
 
-FORM_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: Form ids (and field names): at most 50 characters, so a form version label ("<form>@<12 hex>")
+#: fits the 64 characters the database gives it.
+FORM_ID = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -167,7 +169,7 @@ def load_study(path, max_bytes=MAX_FILE_BYTES):
             continue
         if not FORM_ID.match(file.stem):
             problems.add(_display(file), "", "a form file is named <form-id>.json, with a form id "
-                         "of lower-case letters, digits and _ starting with a letter")
+                         "of at most 50 lower-case letters, digits and _ starting with a letter")
             continue
         before = len(problems.errors)
         doc = read_json(file, problems, max_bytes)
@@ -328,7 +330,7 @@ def _check_form(name, doc, problems):
     for field, schema in props.items():
         if not FORM_ID.match(field):
             problems.add(name, _ptr("properties", field),
-                         "field names are lower-case letters, digits and _ starting with a letter")
+                         "field names are at most 50 lower-case letters, digits and _ starting with a letter")
         if not isinstance(schema, dict):
             problems.add(name, _ptr("properties", field), "a field's schema must be a JSON object")
     _check_conditions(name, doc, props, problems)

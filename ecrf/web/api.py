@@ -5,8 +5,6 @@ answers JSON. Errors are ``{"error": message}`` plus ``"errors": [{"pointer", "m
 """
 from flask import Blueprint, g, jsonify, request, url_for
 
-from audit import RequestContext
-from ecrf.actor import Actor
 from ecrf.auth import permissions
 from ecrf.capture import service, subjects
 from ecrf.capture.records import record_view, subject_records
@@ -14,7 +12,7 @@ from ecrf.capture.visits import visit_forms
 from ecrf.db import get_session
 from ecrf.errors import Conflict, EcrfError, Invalid, NotFound
 from ecrf.studies import definition, get_site, get_study
-from ecrf.web.api_auth import token_required
+from ecrf.web.bearer import api_actor, bearer_required
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -25,12 +23,6 @@ class BadRequest(EcrfError):
 
 class UnsupportedMediaType(EcrfError):
     status = 415
-
-
-def _actor(role):
-    context = RequestContext(channel="api", ip=request.remote_addr,
-                             user_agent=request.headers.get("User-Agent"))
-    return Actor.for_user(g.api_user, context, role)
 
 
 def _body():
@@ -57,7 +49,7 @@ def _flag(body, key):
 
 
 @bp.get("/studies/<study_key>/subjects")
-@token_required
+@bearer_required
 def list_subjects(study_key):
     session = get_session()
     study = get_study(session, study_key)
@@ -73,7 +65,7 @@ def list_subjects(study_key):
 
 
 @bp.post("/studies/<study_key>/subjects")
-@token_required
+@bearer_required
 def create_subject(study_key):
     session = get_session()
     body = _body()
@@ -86,13 +78,13 @@ def create_subject(study_key):
     subject_key = body.get("subject")
     if subject_key is not None and not isinstance(subject_key, str):
         raise Invalid("'subject' must be text", [("/subject", "must be text")])
-    subject = service.enrol_subject(session, _actor(role), study_key, site_key, subject_key)
+    subject = service.enrol_subject(session, api_actor(role), study_key, site_key, subject_key)
     return jsonify({"subject": subject.key, "site": site_key, "state": subject.state}), 201
 
 
 @bp.route("/studies/<study_key>/subjects/<subject_key>/visits/<visit_key>/forms/<form_key>",
           methods=["GET", "PUT"])
-@token_required
+@bearer_required
 def visit_form(study_key, subject_key, visit_key, form_key):
     session = get_session()
     action = "form.view" if request.method == "GET" else "form.edit"
@@ -106,7 +98,7 @@ def visit_form(study_key, subject_key, visit_key, form_key):
 
 
 @bp.route("/studies/<study_key>/subjects/<subject_key>/forms/<form_key>", methods=["GET", "POST"])
-@token_required
+@bearer_required
 def log_form(study_key, subject_key, form_key):
     session = get_session()
     action = "form.view" if request.method == "GET" else "form.edit"
@@ -118,15 +110,15 @@ def log_form(study_key, subject_key, form_key):
         return jsonify({"records": [dict(record_view(spec, r, form_key), record=str(r.seq))
                                     for r in subject_records(session, subject, form_key)]})
     body = _body()
-    result = service.save_form(session, _actor(role), study_key, subject_key, "", form_key,
-                               body.get("data"), complete=_flag(body, "complete"))
+    result = service.save_form(session, api_actor(role), study_key, subject_key, "", form_key,
+                               body.get("data"), complete=_flag(body, "complete"), missing=_missing(body))
     return jsonify({"record": str(result.record.seq), "version": result.record.version,
                     "status": result.record.status}), 201
 
 
 @bp.route("/studies/<study_key>/subjects/<subject_key>/forms/<form_key>/<int:record>",
           methods=["GET", "PUT"])
-@token_required
+@bearer_required
 def log_record(study_key, subject_key, form_key, record):
     session = get_session()
     action = "form.view" if request.method == "GET" else "form.edit"
@@ -142,6 +134,13 @@ def log_record(study_key, subject_key, form_key, record):
     return _save(session, role, study_key, subject_key, "", form_key, record)
 
 
+def _missing(body):
+    missing = body.get("missing")
+    if missing is not None and not isinstance(missing, dict):
+        raise Invalid("'missing' must be an object", [("/missing", "must be an object")])
+    return missing
+
+
 def _save(session, role, study_key, subject_key, visit_key, form_key, seq):
     body = _body()
     version = body.get("version")
@@ -151,18 +150,35 @@ def _save(session, role, study_key, subject_key, visit_key, form_key, seq):
     if reason is not None and not isinstance(reason, str):
         raise Invalid("'reason' must be text", [("/reason", "must be text")])
     try:
-        result = service.save_form(session, _actor(role), study_key, subject_key, visit_key, form_key,
+        result = service.save_form(session, api_actor(role), study_key, subject_key, visit_key, form_key,
                                    body.get("data"), complete=_flag(body, "complete"),
-                                   expected_version=version, reason=reason, seq=seq)
-    except Conflict as exc:
-        subject = service.get_subject(session, get_study(session, study_key), subject_key)
-        current = service.get_record(session, subject, visit_key, form_key, seq or 1)
-        body = {"error": str(exc)}
-        if current is not None:
-            body.update(version=current.version, data=current.data, status=current.status)
-        return jsonify(body), 409
+                                   expected_version=version, reason=reason, seq=seq,
+                                   missing=_missing(body))
+    except service.StaleVersion as exc:
+        return jsonify({"error": str(exc), "version": exc.version, "data": exc.data,
+                        "missing": exc.missing, "status": exc.status}), 409
     return jsonify({"version": result.record.version, "status": result.record.status,
                     "changed": [p for p, _, _ in result.changes]}), 200
+
+
+@bp.get("/studies/<study_key>/audit")
+@bearer_required
+def audit(study_key):
+    from ecrf import audit_view
+
+    session = get_session()
+    study = get_study(session, study_key)
+    scope = audit_view.scope_for(session, g.api_user, study)
+    filters = audit_view.AuditFilters.from_mapping(request.args)
+    before = request.args.get("before", type=int)
+    page = audit_view.query_events(session, scope, filters, before=before)
+    events = [{"seq": e.seq, "ts": e.ts, "action": e.action, "actor": e.actor_name, "role": e.actor_role,
+               "site": e.site, "subject": e.subject, "visit": e.visit, "form": e.form,
+               "form_version": e.form_version, "record": e.record, "field": e.field, "old": e.old,
+               "new": e.new, "reason": e.reason, "channel": e.channel} for e in page.events]
+    older = (url_for("api.audit", study_key=study.key, before=page.older, **filters.params())
+             if page.older else None)
+    return jsonify({"events": events, "next": older})
 
 
 @bp.get("/openapi.json")

@@ -17,6 +17,8 @@ RECORD = {"type": "object", "required": ["data", "status", "version", "form_vers
     "record": {"type": "string"}}}
 SAVE = {"type": "object", "required": ["data"], "properties": {
     "data": {"type": "object"}, "complete": {"type": "boolean", "default": False},
+    "missing": {"type": "object", "description": "Missing-data flags by field pointer: "
+                "{\"/sbp\": {\"flag\": \"not_done\", \"reason\": \"...\"}}."},
     "version": {"type": "integer", "description": "The version you edited; a stale one gives 409."},
     "reason": {"type": "string", "description": "Required to change data already saved."}}}
 SAVED = {"type": "object", "required": ["version", "status"], "properties": {
@@ -24,7 +26,27 @@ SAVED = {"type": "object", "required": ["version", "status"], "properties": {
     "changed": {"type": "array", "items": {"type": "string"}}}}
 CONFLICT = {"type": "object", "required": ["error"], "properties": {
     "error": {"type": "string"}, "version": {"type": "integer"}, "data": {"type": "object"},
+    "missing": {"type": "object"},
     "status": {"type": "string"}}}
+REPORT = {"type": "object", "required": ["report", "version", "sha256", "pdf"], "properties": {
+    "report": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
+    "type": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "pages": {"type": ["integer", "null"]}, "pdf": {"type": "string"}, "site": {"type": "string"},
+    "subject": {"type": "string"}, "ae_entry": {"type": "integer"},
+    "issued_at": {"type": ["string", "null"]}, "issued_by": {"type": ["string", "null"]},
+    "awareness_at": {"type": ["string", "null"]}, "due_at": {"type": ["string", "null"]},
+    "overdue": {"type": "boolean"}, "received_at": {"type": ["string", "null"]},
+    "received_by": {"type": ["string", "null"]}}}
+AUDIT_EVENT = {"type": "object", "required": ["seq", "ts", "action"], "properties": {
+    "seq": {"type": "integer"}, "ts": {"type": "string"}, "action": {"type": "string"},
+    "actor": {"type": ["string", "null"]}, "role": {"type": ["string", "null"]},
+    "site": {"type": ["string", "null"]}, "subject": {"type": ["string", "null"]},
+    "visit": {"type": ["string", "null"]}, "form": {"type": ["string", "null"]},
+    "form_version": {"type": ["string", "null"]}, "record": {"type": ["integer", "null"]},
+    "field": {"type": ["string", "null"]},
+    "old": {"description": "The old value as shown (JSON text), or a masked allocation value"},
+    "new": {"description": "The new value as shown (JSON text), or a masked allocation value"},
+    "reason": {"type": ["string", "null"]}, "channel": {"type": ["string", "null"]}}}
 CREATED_RECORD = {"type": "object", "required": ["record", "version"], "properties": {
     "record": {"type": "string"}, "version": {"type": "integer"}, "status": {"type": "string"}}}
 
@@ -63,6 +85,13 @@ def document(base="/api/v1"):
                         "Saved": SAVED, "Conflict": CONFLICT, "CreatedRecord": CREATED_RECORD,
                         "SubjectList": {"type": "object", "required": ["subjects"], "properties": {
                             "subjects": {"type": "array", "items": _ref("Subject")}}},
+                        "Report": REPORT, "AuditEvent": AUDIT_EVENT,
+                        "ReportList": {"type": "object", "required": ["reports"], "properties": {
+                            "reports": {"type": "array", "items": _ref("Report")},
+                            "clock": {"type": "object"}}},
+                        "AuditPage": {"type": "object", "required": ["events"], "properties": {
+                            "events": {"type": "array", "items": _ref("AuditEvent")},
+                            "next": {"type": ["string", "null"]}}},
                         "RecordList": {"type": "object", "required": ["records"], "properties": {
                             "records": {"type": "array", "items": _ref("Record")}}},
                         "NewSubject": {"type": "object", "required": ["site"], "properties": {
@@ -99,6 +128,42 @@ def document(base="/api/v1"):
                 "post": {"summary": "Add a log record",
                          "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Save")}}},
                          "responses": {"201": _json("CreatedRecord", "Created"), **write_errors}},
+            },
+            f"{subject_path}/forms/{{form}}/{{record}}/sae-reports": {
+                "parameters": _params("study", "subject", "form", "record"),
+                "get": {"summary": "The SAE reports issued for one AE record, with the reporting clock",
+                        "responses": {"200": _json("ReportList", "Reports"), **_errors(401, 403, 404)}},
+                "post": {"summary": "Issue an SAE report (initial, or a follow-up when one exists)",
+                         "responses": {"201": _json("Report", "Issued"),
+                                       "409": _json("Error", "Nothing changed since the last report"),
+                                       **_errors(401, 403, 404, 422)}},
+            },
+            f"{base}/studies/{{study}}/sae-reports": {
+                "parameters": _params("study"),
+                "get": {"summary": "Every SAE report the caller may see (the sponsor inbox)",
+                        "responses": {"200": _json("ReportList", "Reports"), **_errors(401, 403, 404)}},
+            },
+            f"{base}/studies/{{study}}/sae-reports/{{number}}/{{version}}/pdf": {
+                "parameters": _params("study", "number", "version"),
+                "get": {"summary": "The issued PDF, exactly as stored",
+                        "responses": {"200": {"description": "The PDF",
+                                              "content": {"application/pdf": {}}},
+                                      **_errors(401, 403, 404)}},
+            },
+            f"{base}/studies/{{study}}/sae-reports/{{number}}/{{version}}/received": {
+                "parameters": _params("study", "number", "version"),
+                "post": {"summary": "Mark a report received (sponsor)",
+                         "responses": {"200": _json("Report", "Marked received"),
+                                       "409": _json("Error", "Already received"),
+                                       **_errors(401, 403, 404)}},
+            },
+            f"{base}/studies/{{study}}/audit": {
+                "parameters": _params("study"),
+                "get": {"summary": "Audit events the caller may read, newest first",
+                        "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                                       for n in ("site", "subject", "visit", "form", "field", "user",
+                                                 "action", "record", "since", "until", "before")],
+                        "responses": {"200": _json("AuditPage", "Events"), **_errors(401, 403, 404, 422)}},
             },
             f"{subject_path}/forms/{{form}}/{{record}}": {
                 "parameters": _params("study", "subject", "form", "record"),

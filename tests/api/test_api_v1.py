@@ -140,3 +140,41 @@ def test_tokens_are_required_and_die_with_their_user(api, client, db, actor):
     from ecrf.auth.accounts import deactivate_user
     deactivate_user(db, actor, "nurse")
     nurse.call("GET", f"{BASE}/subjects", expect=401)
+
+
+def test_missing_data_flags_reach_the_service(api):
+    """The demo's vitals offer no missing-data flags, so a flag is refused at its field."""
+    nurse = api("nurse")
+    nurse.call("POST", f"{BASE}/subjects", {"site": "01", "subject": "01-001"}, expect=201)
+    path = f"{BASE}/subjects/01-001/visits/baseline/forms/vitals"
+    flag = {"/sbp": {"flag": "not_done", "reason": "cuff broken"}}
+    refused = nurse.call("PUT", path, {"data": {"assessed": "2026-11-02"}, "missing": flag},
+                         expect=422).get_json()
+    assert refused["errors"] == [{"pointer": "/sbp", "message": "this field cannot be marked as missing"}]
+    nurse.call("PUT", path, {"data": {}, "missing": "x"}, expect=422)
+    assert nurse.call("GET", path, expect=200).get_json()["status"] == "not_started"
+
+
+def test_audit_events_through_the_api(api, db, actor):
+    from ecrf.capture.service import enrol_subject
+    enrol_subject(db, actor, "demo", "02", "02-001")
+    nurse, monitor = api("nurse"), api("monitor")
+    nurse.call("POST", f"{BASE}/subjects", {"site": "01", "subject": "01-001"}, expect=201)
+    path = f"{BASE}/subjects/01-001/visits/baseline/forms/vitals"
+    nurse.call("PUT", path, {"data": {"sbp": 120, "assessed": "2026-11-02"}}, expect=200)
+    nurse.call("PUT", path, {"data": {"sbp": 125, "assessed": "2026-11-02"}, "version": 1,
+                             "reason": "re-measured"}, expect=200)
+    history = monitor.call("GET", f"{BASE}/audit?subject=01-001&form=vitals&field=/sbp",
+                           expect=200).get_json()["events"]
+    assert [(e["action"], e["old"], e["new"]) for e in history] == [("update", "120", "125"),
+                                                                    ("create", None, "120")]
+    assert history[0]["reason"] == "re-measured" and history[0]["channel"] == "api"
+    own = nurse.call("GET", f"{BASE}/audit", expect=200).get_json()["events"]
+    assert own and all(e["site"] in ("01", None) for e in own) and "02-001" not in {e["subject"] for e in own}
+    monitor.call("GET", f"{BASE}/audit?since=yesterday", expect=422)
+
+
+def test_the_api_ignores_the_browser_session(api, client, login_as):
+    api("nurse")
+    login_as("nurse")
+    assert client.get(f"{BASE}/subjects").status_code == 401

@@ -596,7 +596,7 @@ def test_required_field_not_in_properties(tmp_path):
 
 def test_field_name_must_be_a_key(tmp_path):
     folder = write_study(tmp_path, forms={"vitals": vitals_with(DBP={"type": "integer"})})
-    only_error(errors_of(folder), folder / "vitals.json", "/properties/DBP", "field names are lower-case")
+    only_error(errors_of(folder), folder / "vitals.json", "/properties/DBP", "field names are at most 50 lower-case")
 
 
 def test_field_schema_must_be_an_object(tmp_path):
@@ -1048,3 +1048,11 @@ def test_structured_forms_load_or_are_reported(properties, form_x, defs, conditi
         form = study.forms["vitals"]
         for field in form.fields:
             assert field.kind and isinstance(field.ecrf, Mapping)
+
+
+def test_form_ids_longer_than_50_characters_are_refused(tmp_path):
+    """A form version label is '<form>@<12 hex>' in a 64-character column."""
+    long_id = "f" * 51
+    folder = write_study(tmp_path, forms={"vitals": vitals_with()})
+    (folder / f"{long_id}.json").write_text((folder / "vitals.json").read_text())
+    find_error(errors_of(folder), folder / f"{long_id}.json", "", "at most 50")
