@@ -241,3 +241,12 @@ _wrap_formdata.ecrf = True
 if not getattr(FlaskForm.Meta.wrap_formdata, "ecrf", False):
     _flask_wrap_formdata = FlaskForm.Meta.wrap_formdata
     FlaskForm.Meta.wrap_formdata = _wrap_formdata
+
+
+@bp.app_template_global()
+def may_manage_users():
+    """Whether the signed-in user administers users in any study (shows the Users link)."""
+    from ecrf.auth import permissions
+
+    return current_user.is_authenticated and bool(
+        permissions.studies_where(get_session(), current_user.user, "users.manage"))

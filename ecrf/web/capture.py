@@ -118,6 +118,27 @@ def log_entry(study_key, subject_key, form_key, seq):
     return _form(session, study, spec, subject, role, form_key, "", record, seq, {"log": True})
 
 
+def _record_links(session, study, spec, subject, record, form_key):
+    """Links from a saved form to its review page, audit trail, field histories and SAE reports,
+    each shown only to roles the permission table allows."""
+    if record is None:
+        return {}
+    user, site = current_user.user, subject.site
+    links = {}
+    if permissions.can(session, user, "audit.view", study, site):
+        links["audit"] = url_for("audit.index", study_key=study.key, record=record.id)
+        links["as_of"] = url_for("audit.record", study_key=study.key, record_id=record.id)
+        links["field_history"] = url_for("audit.field", study_key=study.key, record=record.id)
+    if permissions.can(session, user, "form.view", study, site):
+        links["review"] = url_for("review.record_review", study_key=study.key, record_id=record.id)
+    safety = spec.safety or {}
+    if record.visit_key == "" and safety.get("ae_form") == form_key and permissions.can(
+            session, user, "sae.view", study, site):
+        links["sae"] = url_for("reports.record_reports", study_key=study.key, subject_key=subject.key,
+                               form_key=form_key, seq=record.seq)
+    return links
+
+
 def _context(subject):
     return Context.for_zone(subject.site.timezone)
 
@@ -135,7 +156,8 @@ def _form(session, study, spec, subject, role, form_key, visit_key, record, seq,
     version = record.version if record is not None else 0
     status_before = record.status if record is not None else None  # the record object is updated by the save
     render = dict(study=study, spec=spec, subject=subject, form_def=form_def, record=record,
-                  where=where, seq=seq, locked=locked, context=context)
+                  where=where, seq=seq, locked=locked, context=context,
+                  links=_record_links(session, study, spec, subject, record, form_key))
 
     if request.method == "GET":
         document = stored if record is not None else new_document(layout)

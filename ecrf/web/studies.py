@@ -32,9 +32,11 @@ def home(study_key):
     spec = definition(study)
     counts = dict(session.execute(select(Subject.state, func.count()).where(
         Subject.study_id == study.id).group_by(Subject.state)).all())
-    can_see_subjects = permissions.can(session, current_user.user, "subject.view", study)
+    user = current_user.user
+    can = {action: permissions.can(session, user, action, study)
+           for action in ("subject.view", "query.view", "audit.view", "sae.view", "study.lock")}
     return render_template("studies/home.html", study=study, spec=spec, counts=counts,
-                           sites=list_sites(session, study), can_see_subjects=can_see_subjects)
+                           sites=list_sites(session, study), can=can)
 
 
 @bp.route("/studies/<study_key>/subjects")
