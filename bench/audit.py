@@ -26,27 +26,24 @@ ECRF_TEST_POSTGRES_URL or the default local server):
    Target: under 50 ms.
 """
 import argparse
-import contextlib
 import datetime as dt
 import hashlib
 import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import ReplayState, head, verify_chain  # noqa: E402
 from audit.canonical import hash_values, value_text  # noqa: E402
 from audit.verify import COLUMNS, scan_events  # noqa: E402
+from ecrf.scratch import postgres_answers, postgres_url, scratch_database  # noqa: E402
 from ecrf import audit_view, create_app, migrate  # noqa: E402
 from ecrf.actor import Actor  # noqa: E402
 from ecrf.audit_check import verify_database  # noqa: E402
@@ -59,7 +56,7 @@ from ecrf.models import FormRecord, FormVersion, Site, Study, Subject  # noqa: E
 from ecrf.paths import resource  # noqa: E402
 from ecrf.studies import add_site  # noqa: E402
 
-POSTGRES = os.environ.get("ECRF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES = postgres_url()
 STUDY = "demo"
 SITES = ("01", "02", "03", "04")
 SUBJECTS = 5000
@@ -68,34 +65,13 @@ PASSWORD = "bench password 2026"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
 
-@contextlib.contextmanager
 def database(kind):
     """A fresh database URL of ``kind``, removed afterwards."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.sqlite3"
-        return
-    name = f"ecrf_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_database(kind, admin_url=POSTGRES, prefix="ecrf_bench")
 
 
 def postgres_available():
-    try:
-        engine = create_engine(POSTGRES)
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001  (no server: skip PostgreSQL)
-        return False
+    return postgres_answers(POSTGRES)
 
 
 # --- 1. appends inside ordinary saves -------------------------------------------------------------

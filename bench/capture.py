@@ -7,23 +7,19 @@ PostgreSQL is measured when ECRF_TEST_POSTGRES_URL (or the default local server)
 creates and drops its own database.
 """
 import argparse
-import contextlib
 import datetime as dt
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import audit_event  # noqa: E402
 from audit.canonical import value_text  # noqa: E402
+from ecrf.scratch import postgres_url, scratch_database  # noqa: E402
 from ecrf import create_app, migrate  # noqa: E402
 from ecrf.actor import Actor  # noqa: E402
 from ecrf.auth import accounts, passwords  # noqa: E402
@@ -36,25 +32,12 @@ from ecrf.models import FormRecord, FormVersion, Site, Study, Subject  # noqa: E
 from ecrf.paths import resource  # noqa: E402
 from ecrf.studies import add_site  # noqa: E402
 
-POSTGRES = os.environ.get("ECRF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES = postgres_url()
 
 
-@contextlib.contextmanager
 def database(kind):
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.sqlite3"
-        return
-    name = f"ecrf_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A fresh database URL of ``kind``, removed afterwards."""
+    return scratch_database(kind, admin_url=POSTGRES, prefix="ecrf_bench")
 
 
 def largest_form(study):

@@ -21,15 +21,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import RequestContext  # noqa: E402
+from ecrf.scratch import postgres_answers, postgres_url, scratch_database  # noqa: E402
 from ecrf import create_app, migrate  # noqa: E402
 from ecrf.actor import Actor  # noqa: E402
 from ecrf.auth import accounts, passwords, permissions  # noqa: E402
@@ -41,37 +39,17 @@ from ecrf.definitions.publish import publish_study  # noqa: E402
 from ecrf.paths import resource  # noqa: E402
 from ecrf.studies import add_site  # noqa: E402
 
-POSTGRES = os.environ.get("ECRF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES = postgres_url()
 PASSWORD = "bench passphrase 2026"
 
 
-@contextlib.contextmanager
 def database(kind):
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.sqlite3"
-        return
-    name = f"ecrf_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A fresh database URL of ``kind``, removed afterwards."""
+    return scratch_database(kind, admin_url=POSTGRES, prefix="ecrf_bench")
 
 
 def postgres_answers():
-    try:
-        engine = create_engine(POSTGRES)
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not available"
-        return False
+    return postgres_answers(POSTGRES)
 
 
 def prepare(url, subjects=200):

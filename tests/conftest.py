@@ -5,20 +5,19 @@ a server (the suite creates its own database there and drops it at the end). Eac
 an outer transaction that is rolled back, so services' own transactions become savepoints.
 """
 import contextlib
+import json
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from ecrf import create_app, migrate
 from ecrf.actor import Actor
 from ecrf.auth import passwords
 from ecrf.db import Database, make_engine, make_session_factory
 from ecrf.paths import resource
+from ecrf.scratch import scratch_database
 
 # Cheap password hashes in tests (the production cost is measured in bench/, not paid per test).
 os.environ["ECRF_ARGON2_TIME_COST"] = "1"
@@ -31,22 +30,9 @@ FORMS = resource("forms")
 TEST_PASSWORD = "correct horse battery"
 
 
-@contextlib.contextmanager
 def fresh_database(backend, tmp_dir):
     """A new, empty database of ``backend``; yields its URL and removes it afterwards."""
-    if backend == "sqlite":
-        yield f"sqlite:///{Path(tmp_dir) / f'ecrf-{uuid.uuid4().hex[:8]}.sqlite3'}"
-        return
-    name = f"ecrf_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_database(backend, tmp_dir, POSTGRES_URL, prefix="ecrf_test")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -188,3 +174,41 @@ def login_as(client):
                                            "csrf_token": token})
 
     return login
+
+
+def _write_forms_study(root, forms, *, study_id="t", log_forms=(), visits=None, sites=None):
+    """A study folder holding ``forms`` ({form id: schema}): one visit v1 with every visit form, the
+    ``log_forms`` as logs, sites 01 (Europe/Copenhagen) and 02 (UTC) unless ``sites`` says otherwise."""
+    folder = Path(root) / study_id
+    folder.mkdir(parents=True)
+    study = {"id": study_id, "title": f"Study {study_id}",
+             "sites": sites or [{"id": "01", "name": "Site one", "timezone": "Europe/Copenhagen"},
+                                {"id": "02", "name": "Site two", "timezone": "UTC"}],
+             "visits": visits or [{"id": "v1", "label": "Visit 1", "day": 0,
+                                   "forms": [f for f in forms if f not in log_forms]}]}
+    if log_forms:
+        study["log_forms"] = list(log_forms)
+    (folder / "study.json").write_text(json.dumps(study), encoding="utf-8")
+    for form_id, schema in forms.items():
+        (folder / f"{form_id}.json").write_text(json.dumps(schema), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def write_study():
+    """Write a study folder from form schemas: ``write_study(root, {"f": schema}, log_forms=...)``."""
+    return _write_forms_study
+
+
+@pytest.fixture
+def form_def(tmp_path):
+    """Factory: the FormDef of a form schema, loaded (not stored) by the real loader."""
+    from ecrf.definitions import load_study as load
+
+    counter = iter(range(1000))
+
+    def make(schema, form_id="f"):
+        folder = _write_forms_study(tmp_path / f"defs{next(counter)}", {form_id: schema})
+        return load(folder).forms[form_id]
+
+    return make

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from ecrf.definitions import load_study
-
 KITCHEN_SINK = json.loads((Path(__file__).parents[1] / "formgen" / "kitchen_sink.json").read_text(encoding="utf-8"))
 LOG = {"type": "object", "title": "Events",
        "properties": {"term": {"type": "string", "title": "Term", "maxLength": 200},
@@ -18,35 +16,8 @@ LOG = {"type": "object", "title": "Events",
        "required": ["term"], "x-ecrf": {"summary": ["term", "ongoing"]}}
 
 
-def write_study(root, forms, *, study_id="t", log_forms=(), visits=None, sites=None):
-    folder = Path(root) / study_id
-    folder.mkdir(parents=True)
-    visit_forms = [f for f in forms if f not in log_forms]
-    study = {"id": study_id, "title": f"Study {study_id}",
-             "sites": sites or [{"id": "01", "name": "Site one", "timezone": "Europe/Copenhagen"},
-                                {"id": "02", "name": "Site two", "timezone": "UTC"}],
-             "visits": visits or [{"id": "v1", "label": "Visit 1", "day": 0, "forms": visit_forms}]}
-    if log_forms:
-        study["log_forms"] = list(log_forms)
-    (folder / "study.json").write_text(json.dumps(study), encoding="utf-8")
-    for form_id, schema in forms.items():
-        (folder / f"{form_id}.json").write_text(json.dumps(schema), encoding="utf-8")
-    return folder
-
-
 @pytest.fixture
-def form_def(tmp_path):
-    """Factory: the FormDef of a form schema, loaded (not stored) by the real loader."""
-    counter = iter(range(1000))
-
-    def make(schema, form_id="f"):
-        return load_study(write_study(tmp_path / f"defs{next(counter)}", {form_id: schema})).forms[form_id]
-
-    return make
-
-
-@pytest.fixture
-def make_study(tmp_path, load_study):
+def make_study(tmp_path, load_study, write_study):
     """Factory: write a study folder in tmp_path and publish it; returns the loader Study."""
 
     def make(forms, **kwargs):

@@ -24,27 +24,11 @@ LOG = {"type": "object", "title": "Events",
        "properties": {"term": {"type": "string", "title": "Term", "maxLength": 200},
                       "ongoing": {"enum": ["Y", "N"], "title": "Ongoing"}},
        "required": ["term"], "x-ecrf": {"summary": ["term", "ongoing"]}}
-PANEL_WARNING = "ignore:Passing SelectField choices:DeprecationWarning"  # ecrf/web/subjects.py's forms
 URL = "/studies/t/subjects/01-001/v1/ks"
 
 
-def write_study(root, forms, study_id="t", log_forms=()):
-    folder = Path(root) / study_id
-    folder.mkdir(parents=True)
-    study = {"id": study_id, "title": f"Study {study_id}",
-             "sites": [{"id": "01", "name": "Site one", "timezone": "Europe/Copenhagen"},
-                       {"id": "02", "name": "Site two"}],
-             "visits": [{"id": "v1", "label": "Visit 1", "day": 0, "forms": [f for f in forms if f not in log_forms]}]}
-    if log_forms:
-        study["log_forms"] = list(log_forms)
-    (folder / "study.json").write_text(json.dumps(study), encoding="utf-8")
-    for form_id, schema in forms.items():
-        (folder / f"{form_id}.json").write_text(json.dumps(schema), encoding="utf-8")
-    return folder
-
-
 @pytest.fixture
-def site(tmp_path, load_study, make_user, db, actor):
+def site(tmp_path, load_study, make_user, db, actor, write_study):
     """Study "t" (visit v1: the kitchen sink; log form ev), subjects 01-001 and 02-001, a nurse at
     site 01, a nurse at site 02 and a monitor."""
     load_study(write_study(tmp_path, {"ks": KITCHEN_SINK, "ev": LOG}, log_forms=("ev",)))
@@ -160,7 +144,6 @@ def _labelled(page):
     return [c for c in page.controls if c.get("id") not in page.labels]
 
 
-@pytest.mark.filterwarnings(PANEL_WARNING)
 def test_the_subject_page_lists_visits_forms_and_logs(client, login_as, site):
     login_as("nurse")
     text = client.get("/studies/t/subjects/01-001").get_data(as_text=True)
@@ -253,7 +236,8 @@ def test_bad_input_gets_field_messages_keeps_what_was_typed_and_stores_nothing(c
     assert _record(db) is None and head(db.connection()) == before
 
 
-def test_labels_and_help_from_study_files_are_escaped(tmp_path, client, login_as, load_study, make_user, db, actor):
+def test_labels_and_help_from_study_files_are_escaped(tmp_path, client, login_as, load_study, make_user, db, actor,
+                                                      write_study):
     evil = "<script>alert('x')</script>"
     schema = {"type": "object", "title": f"Form {evil}", "description": f"<b>{evil}</b>",
               "x-ecrf": {"sections": [{"id": "s", "title": evil, "description": evil}]},
