@@ -309,12 +309,13 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
             raise Invalid("the reason for change cannot be stored",
                           [("/reason", f"give a reason of at most {MAX_REASON} characters")])
 
-        form_version = session.scalar(select(FormVersion).where(FormVersion.content_hash == form_def.hash))
+        # Only the id: the schema itself is already in the frozen definition.
+        form_version_id = session.scalar(select(FormVersion.id).where(FormVersion.content_hash == form_def.hash))
         created = record is None
         old_status = None if created else record.status
         if created:
             record = FormRecord(subject_id=subject.id, visit_key=visit_key, form_key=form_key, seq=seq,
-                                form_version_id=form_version.id, data=document, missing=flags,
+                                form_version_id=form_version_id, data=document, missing=flags,
                                 status=status)
             session.add(record)
         else:
@@ -325,7 +326,7 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
                 flag_modified(record, "data")
                 flag_modified(record, "missing")
                 record.status = status
-                record.form_version_id = form_version.id
+                record.form_version_id = form_version_id
                 record.updated_at = utcnow()
         session.flush()
 
