@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from ecrf.capture.schedule import anchor_visit, schedule
-from ecrf.models import FormRecord, Site, Subject, SubjectVisit
+from ecrf.models import FormRecord, Site, Subject, SubjectState, SubjectVisit
 
 #: How a visit's cell reads when its forms are in different states: the least advanced wins.
 STATUS_ORDER = ("not_started", "draft", "complete", "verified", "signed", "locked")
@@ -18,7 +18,7 @@ STATUS_ORDER = ("not_started", "draft", "complete", "verified", "signed", "locke
 class Cell:
     status: str
     date: dt.date | None
-    timing: str          # done, due, overdue, upcoming or unscheduled
+    timing: str          # done, due, overdue, upcoming, unscheduled or not_expected (not enrolled)
     out_of_window: bool
 
 
@@ -87,6 +87,7 @@ def subject_matrix(session, study, spec, site_ids=None, page=1, per_page=50, *, 
     if state:
         where.append(Subject.state == state)
     if overdue:
+        where.append(Subject.state == SubjectState.ENROLLED)
         where.append(Subject.id.in_(_overdue_subject_ids(session, spec, where, today) or [-1]))
     total = session.scalar(select(func.count()).select_from(Subject).where(*where))
     page = max(1, min(page, max(1, -(-total // per_page))))
@@ -114,8 +115,12 @@ def subject_matrix(session, study, spec, site_ids=None, page=1, per_page=50, *, 
     for s in subjects:
         forms = statuses.get(s.id, {})
         cells = {}
+        on_schedule = s.state == SubjectState.ENROLLED  # screen failures, withdrawn, done: nothing is due
         for entry, visit in zip(schedule(spec, dates.get(s.id, {})), spec.visits, strict=True):
+            timing = entry.state(today)
+            if not on_schedule and timing in ("due", "overdue"):
+                timing = "not_expected"
             cells[visit.id] = Cell(visit_status(visit.forms, forms.get(visit.id, {})), entry.date,
-                                   entry.state(today), entry.out_of_window)
+                                   timing, entry.out_of_window)
         rows.append(MatrixRow(s.key, s.site, s.state, cells, query_counts.get(s.id, {})))
     return MatrixPage(rows, total, page, per_page)

@@ -151,3 +151,16 @@ def test_matrix_pages_filters_and_overdue(load_study, db, actor):
 def study_sites(db, study):
     from ecrf.studies import list_sites
     return list_sites(db, study)
+
+
+def test_visits_of_subjects_off_the_schedule_are_never_overdue(screened, db, actor):
+    from ecrf.capture import visits as visit_service
+    failed = enrol_subject(db, actor, screened, "01")
+    visit_service.set_visit_date(db, actor, screened, failed.key, "screening", "2026-01-01")
+    save_form(db, actor, screened, failed.key, "screening", "ie", {"inc_age": False, "exc_preg": False},
+              complete=True)
+    study = get_study(db, screened)
+    page = subject_matrix(db, study, definition(study), today=dt.date(2026, 6, 1))
+    assert page.rows[0].state == "screen_failed"
+    assert not {c.timing for c in page.rows[0].cells.values()} & {"due", "overdue"}
+    assert subject_matrix(db, study, definition(study), overdue=True, today=dt.date(2026, 6, 1)).total == 0
