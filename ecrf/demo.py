@@ -144,7 +144,8 @@ def _screen(session, actor, spec, study_key, subject_key, eligible):
 
 
 def sample_document(form_def, day):
-    """Plausible values for a form's simple fields: the first code, the lower bound, the visit date."""
+    """Plausible values for a form's simple fields: the first code, the visit date, and for numbers
+    a value inside the range that the field's soft checks accept where one of a few candidates does."""
     from ecrf.rules.derive import applies
 
     data = {}
@@ -152,10 +153,41 @@ def sample_document(form_def, day):
         schema, x = field.schema, field.ecrf
         if "calculate" in x or schema.get("readOnly") or not applies(field, data):
             continue
-        value = _sample_value(schema, day)
-        if value is not None:
-            data[field.name] = value
+        best, fewest = None, None
+        for value in _sample_values(schema, day):
+            if value is None:
+                continue
+            failing = _failing_checks(form_def, dict(data, **{field.name: value}))
+            if fewest is None or failing < fewest:
+                best, fewest = value, failing
+            if failing == 0:
+                break
+        if best is not None:
+            data[field.name] = best
     return data
+
+
+def _failing_checks(form_def, data):
+    """How many soft checks (including those of calculated fields) the document fails."""
+    from ecrf.rules.derive import derive, soft_checks
+
+    return len(soft_checks(form_def, derive(form_def, data)))
+
+
+def _sample_values(schema, day):
+    kind = schema.get("type")
+    if kind in ("integer", "number") and "enum" not in schema:
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 10))
+        for share in (0.5, 0.25, 0.1, 0.05, 0.75, 0.4, 0.6):
+            value = low + (high - low) * share
+            yield int(value) if kind == "integer" else round(value, 1)
+        return
+    if kind == "string" and schema.get("format") == "date":
+        yield day.isoformat()
+        yield day.replace(year=day.year - 58, day=min(day.day, 28)).isoformat()  # a birth date
+        return
+    yield _sample_value(schema, day)
 
 
 def _sample_value(schema, day):
