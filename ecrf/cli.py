@@ -605,3 +605,41 @@ def casebook(ctx, study_key, site_key, output, username, password_stdin):
 # Both commands ask the permission table themselves (above), for the user or for the operator.
 sae_report.callback.asks_permission = True
 casebook.callback.asks_permission = True
+
+
+# --- coding (CTCAE v5.0, shipped; MedDRA, imported from a site's licensed release) -------------------
+
+@main.group()
+def coding():
+    """Search the coding dictionaries; import a licensed MedDRA release."""
+
+
+@coding.command("search")
+@click.argument("text")
+@click.option("--dictionary", type=click.Choice(["ctcae", "meddra"]), default="ctcae", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@pass_ctx
+def coding_search(ctx, text, dictionary, limit):
+    """Terms matching TEXT (words of the term, a code or the SOC), best first."""
+    from ecrf.coding import ctcae, meddra
+
+    with user_errors():
+        if dictionary == "ctcae":
+            for t in ctcae.search(text, limit):
+                click.echo(f"{t.llt_code}\t{t.term}\t{t.soc}\tgrades {','.join(str(g) for g, _ in t.grades)}")
+            return
+        found = meddra.search(ctx.settings["INSTANCE_PATH"], text, limit)
+        for t in found:
+            click.echo(f"{t.llt_code}\t{t.llt_name}\tPT {t.pt_code} {t.pt_name}\t{t.soc_name}")
+
+
+@coding.command("import-meddra")
+@click.argument("folder", type=click.Path(file_okay=False))
+@pass_ctx
+def coding_import_meddra(ctx, folder):
+    """Import a licensed MedDRA ASCII release (the folder holding llt.asc, mdhier.asc, ...)."""
+    from ecrf.coding import meddra
+
+    with user_errors():
+        dictionary = meddra.import_release(ctx.settings["INSTANCE_PATH"], folder)
+    click.echo(f"MedDRA {dictionary.version} ({dictionary.language}): {len(dictionary.terms)} LLTs imported")

@@ -172,6 +172,8 @@ CLI_COMMANDS = {
     "audit verify": "audit.verify", "audit checkpoint": "audit.verify", "audit export": "audit.view",
     # Clinical documents: issued by a named user (--as), or by the operator where allowed below.
     "sae report": "sae.issue", "casebook": "export",
+    # Dictionaries, no study data: searching reads shipped or imported files only.
+    "coding search": None, "coding import-meddra": "system.manage",
 }
 
 #: Commands that can act as a named user (``--as USER`` with their password): they ask the table

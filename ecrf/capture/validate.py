@@ -93,6 +93,7 @@ def validate_document(form_def, document, complete, *, missing=None):
                 problems.append((pointer(path + [name]), f"{name!r} is not a field of this form"))
             continue
         problems.append((pointer(path), _message(error)))
+    problems.extend(_coding_problems(declared, known))
     return sorted(set(problems))
 
 
@@ -234,3 +235,13 @@ def _message(error):
     message = error.message
     # jsonschema's own messages quote the value, which may be long: keep the page readable.
     return message if len(message) <= 200 else f"is not valid ({v})"
+
+
+def _coding_problems(declared, document):
+    """An AE log coded to a CTCAE term (``aellt``) accepts only the grades that term defines."""
+    if "aellt" not in declared or "aetoxgr" not in declared:
+        return []
+    from ecrf.coding.ae import grade_problem
+
+    message = grade_problem(document)
+    return [("/aetoxgr", message)] if message else []

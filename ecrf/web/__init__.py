@@ -6,7 +6,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app):
-    from ecrf.web import api, auth, errors, reports, security, studies, subjects, timefmt
+    from ecrf.web import api, auth, coding, errors, reports, security, studies, subjects, timefmt
 
     csrf.init_app(app)
     auth.init_app(app)
@@ -25,3 +25,4 @@ def init_app(app):
     from ecrf.web import capture
     app.register_blueprint(capture.bp)
     reports.init_app(app)
+    coding.init_app(app)

@@ -94,6 +94,14 @@ def document(base="/api/v1"):
                             "next": {"type": ["string", "null"]}}},
                         "RecordList": {"type": "object", "required": ["records"], "properties": {
                             "records": {"type": "array", "items": _ref("Record")}}},
+                        "CodingTerms": {"type": "object", "required": ["terms"], "properties": {
+                            "terms": {"type": "array", "items": {
+                                "type": "object", "required": ["llt_code", "term", "soc", "grades"],
+                                "properties": {"llt_code": {"type": "string"}, "term": {"type": "string"},
+                                               "soc": {"type": "string"},
+                                               "grades": {"type": "object", "description":
+                                                          "Only the grades the term defines: grade -> text",
+                                                          "additionalProperties": {"type": "string"}}}}}}},
                         "NewSubject": {"type": "object", "required": ["site"], "properties": {
                             "site": {"type": "string"},
                             "subject": {"type": "string", "description": "Omit to generate one."}}}},
@@ -156,6 +164,12 @@ def document(base="/api/v1"):
                          "responses": {"200": _json("Report", "Marked received"),
                                        "409": _json("Error", "Already received"),
                                        **_errors(401, 403, 404)}},
+            },
+            f"{base}/coding/ctcae": {
+                "get": {"summary": "Search the CTCAE v5.0 terms (words of the term, an LLT code or the SOC)",
+                        "parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}}],
+                        "responses": {"200": _json("CodingTerms", "Terms with their defined grades, best first"),
+                                      **_errors(401, 403)}},
             },
             f"{base}/studies/{{study}}/audit": {
                 "parameters": _params("study"),
