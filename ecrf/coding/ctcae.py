@@ -64,6 +64,12 @@ def grades(llt_code):
     return term(llt_code).grade_texts()
 
 
+@functools.cache
+def grade_map():
+    """{LLT code: [defined grades]} of every term: what a form page needs to offer only those."""
+    return {t.llt_code: [g for g, _ in t.grades] for t in terms()}
+
+
 def search(query, limit=20):
     """Terms matching ``query`` (words of the term, an LLT code or the SOC), best first."""
     return match.search(terms(), query, limit, lambda t: (t.term, t.llt_code, (t.soc,)))

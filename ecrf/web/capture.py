@@ -139,6 +139,16 @@ def _record_links(session, study, spec, subject, record, form_key):
     return links
 
 
+def _ctcae_grades(form_def):
+    """For an AE log coded to CTCAE (aellt + aetoxgr): each term's defined grades, so the page offers
+    only those (capture refuses the others either way)."""
+    if form_def.field("aellt") is None or form_def.field("aetoxgr") is None:
+        return None
+    from ecrf.coding.ctcae import grade_map
+
+    return grade_map()
+
+
 def _context(subject):
     return Context.for_zone(subject.site.timezone)
 
@@ -157,7 +167,8 @@ def _form(session, study, spec, subject, role, form_key, visit_key, record, seq,
     status_before = record.status if record is not None else None  # the record object is updated by the save
     render = dict(study=study, spec=spec, subject=subject, form_def=form_def, record=record,
                   where=where, seq=seq, locked=locked, context=context,
-                  links=_record_links(session, study, spec, subject, record, form_key))
+                  links=_record_links(session, study, spec, subject, record, form_key),
+                  ctcae_grades=_ctcae_grades(form_def))
 
     if request.method == "GET":
         document = stored if record is not None else new_document(layout)
