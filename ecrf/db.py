@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -120,8 +121,23 @@ def write_transaction(session):
         with session.begin():
             session.connection(execution_options={"ecrf_write": True})
             yield session
+    except IntegrityError as exc:
+        if _unique_violation(exc):
+            # Two writers created the same thing at the same moment (on PostgreSQL both can read
+            # "not there yet"): the loser gets a conflict, never a 500. Everything rolled back.
+            from ecrf.errors import Conflict
+
+            raise Conflict("someone else saved the same thing at the same moment; "
+                           "reload and try again") from None
+        raise
     finally:
         session.info.pop(_WRITING, None)
+
+
+def _unique_violation(exc):
+    """Whether an IntegrityError is a unique-constraint violation (not a bug such as a NULL)."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
 
 
 class Database:

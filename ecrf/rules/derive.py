@@ -5,7 +5,7 @@ import functools
 import jsonschema
 
 from ecrf.definitions.model import thaw
-from ecrf.rules.expression import parse
+from ecrf.rules.expression import parse, round_half_away
 
 
 @functools.lru_cache(maxsize=2048)
@@ -172,11 +172,12 @@ def derive(form_def, data, *, hidden=None):
 def _as_schema_type(schema, value):
     if isinstance(value, bool):
         return value
+    # The same rounding as the expression language's round() and the browser's preview.
     if schema.get("type") == "integer" and isinstance(value, (int, float)):
-        return int(round(value))
+        return round_half_away(value, 0)
     if schema.get("type") == "number" and isinstance(value, (int, float)):
         decimals = schema.get("x-ecrf", {}).get("decimals")
-        return round(float(value), decimals) if decimals is not None else float(value)
+        return float(round_half_away(value, decimals)) if decimals is not None else float(value)
     return value
 
 

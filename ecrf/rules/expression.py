@@ -249,10 +249,11 @@ def _max(*args):
     return max(vals) if vals else None
 
 
-def _round(value, digits=0):
+def round_half_away(value, digits=0):
+    """Round half away from zero (2.5 -> 3, -2.5 -> -3), as clinicians and spreadsheets expect;
+    an int for ``digits`` <= 0. Calculated values are stored rounded this way too."""
     if value is None or digits is None:
         return None
-    # Round half away from zero, as clinicians and spreadsheets expect (not banker's rounding).
     quantum = decimal.Decimal(1).scaleb(-int(digits))
     result = decimal.Decimal(repr(value)).quantize(quantum, rounding=decimal.ROUND_HALF_UP)
     return int(result) if digits <= 0 else float(result)
@@ -297,7 +298,7 @@ def _count(*args):
 #: name -> (function, (min args, max args or None)); "if" is evaluated lazily below.
 FUNCTIONS = {
     "sum": (_sum, (1, None)), "mean": (_mean, (1, None)), "count": (_count, (1, None)),
-    "min": (_min, (1, None)), "max": (_max, (1, None)), "round": (_round, (1, 2)),
+    "min": (_min, (1, None)), "max": (_max, (1, None)), "round": (round_half_away, (1, 2)),
     "abs": (_abs, (1, 1)), "if": (_if, (3, 3)), "coalesce": (_coalesce, (1, None)),
     "years_between": (_years_between, (2, 2)), "days_between": (_days_between, (2, 2)),
 }

@@ -372,7 +372,7 @@
 
   function asType(rule, value) {
     if (typeof value === "boolean" || !isNumber(value)) { return value; }
-    if (rule.type === "integer") { return Math.round(value); }
+    if (rule.type === "integer") { return roundHalfAway(value, 0); }
     if (rule.type === "number" && rule.decimals !== null && rule.decimals !== undefined) {
       return roundHalfAway(value, rule.decimals);
     }

@@ -199,3 +199,16 @@ def test_null_is_an_absent_value_and_true_is_not_one(ks, make_study, db, actor):
     changed = save_form(db, actor, "b", subject, "v1", "f", {"v": 1}, reason="Data entry error")
     assert changed.changes == [("/v", True, 1)]
     assert verify_database(db).ok
+
+
+def test_two_writers_creating_the_same_record_get_a_conflict_not_a_500(ks, db, actor, monkeypatch):
+    """On PostgreSQL two transactions can both read "no record yet"; the unique constraint then
+    refuses the second insert, and the service answers with a conflict, everything rolled back."""
+    from ecrf.capture import service
+
+    service.save_form(db, actor, "t", "01-001", "v1", "ks", {})
+    events = db.scalar(select(func.count()).select_from(audit_event))
+    monkeypatch.setattr(service, "get_record", lambda *args, **kwargs: None)  # as if not yet there
+    with pytest.raises(Conflict, match="at the same moment"):
+        service.save_form(db, actor, "t", "01-001", "v1", "ks", {})
+    assert db.scalar(select(func.count()).select_from(audit_event)) == events

@@ -571,3 +571,18 @@ def _anniversary(day, years):
         return day.replace(year=year)
     except ValueError:
         return dt.date(year, 3, 1)
+
+
+def test_stored_calculations_round_half_away_from_zero_like_round(form_def):
+    """derive stores a calculated number rounded as the language's round() and the browser do."""
+    from ecrf.rules.derive import derive
+
+    schema = {"type": "object", "properties": {
+        "a": {"type": "number"},
+        "half": {"type": "number", "x-ecrf": {"calculate": "a / 2", "decimals": 1}},
+        "whole": {"type": "integer", "x-ecrf": {"calculate": "a / 2"}}}}
+    form = form_def(schema)
+    assert derive(form, {"a": 0.25}) == {"a": 0.25, "half": 0.1, "whole": 0}
+    assert derive(form, {"a": 5}) == {"a": 5, "half": 2.5, "whole": 3}       # 2.5 -> 3, not 2
+    assert derive(form, {"a": -5}) == {"a": -5, "half": -2.5, "whole": -3}
+    assert derive(form, {"a": 0.5}) == {"a": 0.5, "half": 0.3, "whole": 0}   # 0.25 -> 0.3
