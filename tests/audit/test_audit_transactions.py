@@ -18,6 +18,7 @@ from ecrf.capture import service
 from ecrf.db import make_engine, make_session_factory
 from ecrf.definitions import load_study
 from ecrf.definitions.publish import publish_study
+from ecrf.errors import Conflict
 from ecrf.models import FormRecord, Subject
 
 STUDY_DIR = Path(__file__).parent / "forms" / "audit-trial"
@@ -89,7 +90,9 @@ def test_a_writer_that_misread_the_head_cannot_fork_the_chain(committed, monkeyp
             return seq - 1, other.scalar(select(audit_event.c.hash).where(audit_event.c.seq == seq - 1))
 
     monkeypatch.setattr(APPEND_MODULE, "head", stale_head)
-    with committed() as session, pytest.raises(IntegrityError):
+    # The taken event number is refused: by the REPLACE guard on SQLite (an IntegrityError), by the
+    # primary key on PostgreSQL (a unique violation, which the service reports as a Conflict).
+    with committed() as session, pytest.raises((IntegrityError, Conflict)):
         service.save_form(session, ACTOR, "audit-trial", "01-001", "baseline", "vitals", {"sbp": 125},
                           reason="typo")
     assert _state(committed) == before

@@ -69,7 +69,7 @@ def test_a_command_the_table_does_not_allow_is_refused_and_audited(cli, db, monk
     result = cli("user", "list")
     assert result.exit_code == 1 and "not in the permission table" in result.output
     denied = db.execute(select(audit_event.c.reason, audit_event.c.channel).where(
-        audit_event.c.action == "permission_denied")).all()
+        audit_event.c.action == "permission_denied").order_by(audit_event.c.seq)).all()
     assert [(r.reason, r.channel) for r in denied] == [("form.sign: ecrf user list", "cli"),
                                                         ("user list: ecrf user list", "cli")]
     with pytest.raises(PermissionDenied):

@@ -63,7 +63,8 @@ def test_wrong_password_is_refused_audited_and_counts_toward_lockout(trial, db):
         with pytest.raises(Invalid):
             _sign(trial, "form", record_id=record.id, password="not my password")
     failures = db.execute(select(audit_event.c.reason).where(
-        audit_event.c.actor_name == "doc", audit_event.c.action.in_(["login_failed", "lockout"]))).scalars().all()
+        audit_event.c.actor_name == "doc", audit_event.c.action.in_(["login_failed", "lockout"]))
+        .order_by(audit_event.c.seq)).scalars().all()
     assert failures[0] == "signature: wrong password (1 of 5)" and any("locked until" in f for f in failures)
     with pytest.raises(Invalid):  # locked now, even with the right password
         _sign(trial, "form", record_id=record.id)
