@@ -60,17 +60,13 @@ def scope_for(session, user, study):
     site_keys = None
     if site_ids is not None:
         site_keys = frozenset(session.scalars(select(Site.key).where(Site.id.in_(site_ids or [-1]))))
-    return AuditScope(study.key, site_keys, arm_visible=_may_see_arms(session, user, study), role=role)
+    return AuditScope(study.key, site_keys, arm_visible=can_see_arm(session, user, study), role=role)
 
 
 def operator_scope(study, unblinded=False):
     """The scope of the operator at the command line: every site; allocation values only in an
     open-label study or when asked for (``--unblinded``, which the export's audit event records)."""
     return AuditScope(study.key, None, arm_visible=unblinded or masking(study) == "none")
-
-
-def _may_see_arms(session, user, study):
-    return can_see_arm(session, user, study)
 
 
 def _blinded(row, scope):

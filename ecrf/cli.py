@@ -138,6 +138,16 @@ def _load_or_report(path, max_bytes):
         return None, exc.errors
 
 
+def _load_or_fail(path, max_bytes, refusal):
+    """The loaded study, or every problem on stderr and exit 1 with ``refusal``."""
+    loaded, errors = _load_or_report(path, max_bytes)
+    if loaded is None:
+        for error in errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(f"{path}: {refusal.format(n=len(errors))}")
+    return loaded
+
+
 @study.command("validate")
 @click.argument("paths", nargs=-1, required=True)
 @pass_ctx
@@ -164,11 +174,8 @@ def study_load(ctx, path):
     from ecrf.actor import Actor
     from ecrf.definitions.publish import publish_study
 
-    loaded, errors = _load_or_report(path, ctx.settings["MAX_DEFINITION_BYTES"])
-    if loaded is None:
-        for error in errors:
-            click.echo(str(error), err=True)
-        raise click.ClickException(f"{path}: not loaded, {len(errors)} problem(s); nothing was stored")
+    loaded = _load_or_fail(path, ctx.settings["MAX_DEFINITION_BYTES"],
+                           "not loaded, {n} problem(s); nothing was stored")
     with user_errors(), ctx.session() as session:
         result = publish_study(session, Actor.cli(), loaded)
     word = "loaded as version" if result.created else "unchanged, still version"
@@ -204,11 +211,7 @@ def study_diff(ctx, path):
     from ecrf.definitions.diff import describe_changes
     from ecrf.models import Study
 
-    loaded, errors = _load_or_report(path, ctx.settings["MAX_DEFINITION_BYTES"])
-    if loaded is None:
-        for error in errors:
-            click.echo(str(error), err=True)
-        raise click.ClickException(f"{path}: invalid, {len(errors)} problem(s)")
+    loaded = _load_or_fail(path, ctx.settings["MAX_DEFINITION_BYTES"], "invalid, {n} problem(s)")
     with user_errors(), ctx.session() as session:
         row = session.scalar(select(Study).where(Study.key == loaded.id))
         current = row.current if row else None

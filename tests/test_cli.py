@@ -124,3 +124,15 @@ def test_audit_verify_and_checkpoint(cli, tmp_path):
     assert ok.exit_code == 0 and "audit log intact" in ok.output
     wrong = cli("audit", "verify", "--against", f"{seq}:{'0' * 64}")
     assert wrong.exit_code == 1
+
+
+def test_study_diff_names_code_list_changes(cli, tmp_path):
+    folder = _copy_demo(tmp_path)
+    vitals = json.loads((folder / "vitals.json").read_text())
+    vitals["properties"]["position"] = {"enum": ["sitting", "supine"], "title": "Position"}
+    (folder / "vitals.json").write_text(json.dumps(vitals))
+    cli("study", "load", str(folder))
+    vitals["properties"]["position"]["enum"] = ["sitting", "standing"]
+    (folder / "vitals.json").write_text(json.dumps(vitals))
+    out = cli("study", "diff", str(folder)).output
+    assert "form 'vitals': field 'position' code list changed (added standing; removed supine)" in out

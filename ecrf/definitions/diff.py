@@ -1,7 +1,6 @@
 """Describe in words what loading a study folder would change against the stored current version."""
-import json
 
-from ecrf.definitions.model import FieldDef, thaw
+from ecrf.definitions.model import FieldDef, code_values, thaw
 
 
 def describe_changes(old_definition, new_study):
@@ -66,7 +65,7 @@ def _form_changes(fid, old, new):
         new_kind = FieldDef(name, name, after, False).kind
         if old_kind != new_kind:
             lines.append(f"form {fid!r}: field {name!r} retyped from {old_kind} to {new_kind}")
-        old_codes, new_codes = _codes(before), _codes(after)
+        old_codes, new_codes = code_values(before), code_values(after)
         if old_codes != new_codes and old_codes is not None and new_codes is not None:
             added = [c for c in new_codes if c not in old_codes]
             removed = [c for c in old_codes if c not in new_codes]
@@ -83,12 +82,3 @@ def _form_changes(fid, old, new):
     if rest:
         lines.append(f"form {fid!r}: {', '.join(rest)} changed")
     return lines
-
-
-def _codes(schema):
-    target = schema.get("items", schema) if schema.get("type") == "array" else schema
-    if "enum" in target:
-        return [json.dumps(v) for v in target["enum"]]
-    if "oneOf" in target and all(isinstance(o, dict) and "const" in o for o in target["oneOf"]):
-        return [json.dumps(o["const"]) for o in target["oneOf"]]
-    return None

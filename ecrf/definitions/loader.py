@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 
 from ecrf.definitions import metaschema
-from ecrf.definitions.model import FieldDef, FormDef, Site, Study, Visit, content_hash, freeze
+from ecrf.definitions.model import (FieldDef, FormDef, Site, Study, Visit, code_values, content_hash,
+                                   freeze)
 from ecrf.rules import ExpressionError, parse
 
 #: Default largest file accepted (ECRF_MAX_DEFINITION_BYTES overrides it).
@@ -491,7 +492,7 @@ def _check_x_ecrf(name, doc, props, problems):
         if "section" in x and x["section"] not in sections:
             problems.add(name, _ptr(*base, "section"), f"no section {x['section']!r} in /x-ecrf/sections")
         if "labels" in x:
-            allowed = _code_values(schema)
+            allowed = code_values(schema)
             if allowed is not None:
                 for value in x["labels"]:
                     if value not in allowed:
@@ -507,19 +508,6 @@ def _check_x_ecrf(name, doc, props, problems):
             _check_expression(name, _ptr(*base, "warnings", i, "expect"), warning["expect"], props,
                               problems)
     _check_cycles(name, calc_deps, problems)
-
-
-def _code_values(schema):
-    """The allowed values of a code-list field as strings, or None when it has no code list."""
-    target = schema.get("items", schema) if schema.get("type") == "array" else schema
-    if not isinstance(target, dict):
-        return None
-    if "enum" in target:
-        return {v if isinstance(v, str) else json.dumps(v) for v in target["enum"]}
-    if "oneOf" in target and all(isinstance(o, dict) and "const" in o for o in target["oneOf"]):
-        return {o["const"] if isinstance(o["const"], str) else json.dumps(o["const"])
-                for o in target["oneOf"]}
-    return None
 
 
 def _check_expression(name, pointer, source, props, problems):

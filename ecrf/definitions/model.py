@@ -14,6 +14,22 @@ def content_hash(value):
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
+def code_values(schema):
+    """A code-list field's values in order, as text (strings as written, other values as JSON, the
+    way x-ecrf labels name them), or None when the field has no code list."""
+    target = schema.get("items", schema) if schema.get("type") == "array" else schema
+    if not isinstance(target, (dict, MappingProxyType)):
+        return None
+    if "enum" in target:
+        values = list(target["enum"])
+    elif "oneOf" in target and all(isinstance(o, (dict, MappingProxyType)) and "const" in o
+                                   for o in target["oneOf"]):
+        values = [o["const"] for o in target["oneOf"]]
+    else:
+        return None
+    return [v if isinstance(v, str) else json.dumps(v) for v in values]
+
+
 @dataclasses.dataclass(frozen=True)
 class FieldDef:
     """One top-level property of a form: its name, title and JSON Schema."""
