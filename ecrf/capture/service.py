@@ -3,9 +3,11 @@ the change and its audit events together (``write_transaction``); views, the API
 these and nothing else to change clinical data.
 """
 import dataclasses
+import functools
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, null, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import flag_modified
 
 from audit import Action, append, append_many
@@ -14,11 +16,12 @@ from ecrf.capture.validate import unstorable, validate_document
 from ecrf.capture.visits import visit_forms
 from ecrf.db import utcnow, write_transaction
 from ecrf.errors import Conflict, Invalid, NotFound
-from ecrf.models import FormRecord, FormVersion, RecordStatus, Subject, SubjectState
+from ecrf.models import (FormRecord, Lock, RecordStatus, Site, Study, StudyVersion, StudyVersionForm,
+                         Subject, SubjectState)
 from ecrf.review import locks, sdv
 from ecrf.review import queries as review_queries
 from ecrf.rules.derive import applicable_flags, derive, hidden_fields, soft_checks
-from ecrf.studies import definition, get_site, get_study
+from ecrf.studies import definition, definition_of, get_site, get_study
 
 DEFAULT_ID_TEMPLATE = "{site}-{n:03}"
 SUBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -84,6 +87,76 @@ def get_record(session, subject, visit_key, form_key, seq=1):
     return session.scalar(select(FormRecord).where(
         FormRecord.subject_id == subject.id, FormRecord.visit_key == visit_key,
         FormRecord.form_key == form_key, FormRecord.seq == seq))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """What a save needs before it can check anything, read in one query."""
+
+    study: Study
+    #: The frozen definition of the study's current version.
+    spec: object
+    subject: Subject
+    #: Held so that ``subject.site`` is found in the session, not loaded again.
+    site: Site
+    record: FormRecord | None
+    #: The form version of ``form_key`` in the study's current version (None: not in it).
+    form_version_id: int | None
+    #: Whether an active lock covers the study, the subject or the record.
+    locked: bool
+    #: The next entry number of a log form (when a new entry was asked for).
+    next_seq: int | None
+
+
+@functools.cache
+def _target_query(new_entry):
+    """The query of ``_load_target``, built once (building it costs more than running it)."""
+    latest = aliased(StudyVersion)
+    form_key, visit_key = bindparam("form_key"), bindparam("visit_key")
+    form_version_id = (select(StudyVersionForm.form_version_id).where(
+        StudyVersionForm.study_version_id == StudyVersion.id, StudyVersionForm.form_key == form_key)
+        .scalar_subquery())
+    locked = select(Lock.id).where(
+        locks.covering(Study.id, Subject.id, None if new_entry else FormRecord.id)).exists()
+    if new_entry:
+        record = null()
+        next_seq = (select(func.coalesce(func.max(FormRecord.seq), 0) + 1).where(
+            FormRecord.subject_id == Subject.id, FormRecord.visit_key == visit_key,
+            FormRecord.form_key == form_key).scalar_subquery())
+    else:
+        record, next_seq = FormRecord, null()
+    query = (select(Subject, Study, Site, StudyVersion, record, form_version_id, locked, next_seq)
+             .join(Study, Study.id == Subject.study_id).join(Site, Site.id == Subject.site_id)
+             .outerjoin(StudyVersion, and_(
+                 StudyVersion.study_id == Study.id,
+                 StudyVersion.number == select(func.max(latest.number))
+                 .where(latest.study_id == Study.id).scalar_subquery()))
+             .where(Study.key == bindparam("study_key"), Subject.key == bindparam("subject_key")))
+    if not new_entry:
+        query = query.outerjoin(FormRecord, and_(
+            FormRecord.subject_id == Subject.id, FormRecord.visit_key == visit_key,
+            FormRecord.form_key == form_key, FormRecord.seq == bindparam("seq")))
+    return query
+
+
+def _load_target(session, study_key, subject_key, visit_key, form_key, seq):
+    """Study, its current version, subject (with its site), the record (``seq`` None: a new log
+    entry, none), the form version id and whether a lock covers any of them: one query, where a save
+    would otherwise make seven. An unknown study or subject raises the same NotFound as
+    ``get_study``/``get_subject``."""
+    row = None
+    if isinstance(study_key, str) and isinstance(subject_key, str):
+        row = session.execute(_target_query(seq is None), {
+            "study_key": study_key, "subject_key": subject_key, "visit_key": visit_key,
+            "form_key": form_key, "seq": seq}).first()
+    if row is None:
+        get_subject(session, get_study(session, study_key), subject_key)  # raises the right NotFound
+        raise NotFound(f"no subject {subject_key!r} in study {study_key!r}")
+    subject, study, site, version, record, form_version_id, locked, next_seq = row
+    if version is None:
+        raise NotFound(f"study {study.key!r} has no loaded version")
+    return _Target(study, definition_of(version), subject, site, record, form_version_id,
+                   bool(locked), next_seq)
 
 
 def _leaves(value, path=""):
@@ -196,7 +269,7 @@ def prepare(form_def, data, complete, *, missing=None, stored=None, stored_missi
         if name in data and not (name in stored and same_json(data[name], stored[name])):
             errors.append((_pointer(name), "this field does not apply to the answers given; leave it empty"))
     if missing is None:
-        flags = applicable_flags(form_def, data, stored_missing)
+        flags = applicable_flags(form_def, data, stored_missing, hidden=hidden_list)
     else:
         flags = {}
         for key, flag in missing.items():
@@ -255,30 +328,27 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
     Nothing is written unless everything passes.
     """
     with write_transaction(session):
-        study = get_study(session, study_key)
-        spec = definition(study)
-        subject = get_subject(session, study, subject_key)
         is_log = visit_key in ("", None)
+        visit_key = "" if is_log else visit_key
+        new_entry = is_log and seq is None
+        target = _load_target(session, study_key, subject_key, visit_key, form_key,
+                              None if new_entry else seq or 1)
+        study, spec, subject, record = target.study, target.spec, target.subject, target.record
         if is_log:
             if form_key not in spec.log_forms:
                 raise NotFound(f"no log form {form_key!r} in study {study.key!r}")
-            visit_key = ""
-        else:
-            if form_key not in visit_forms(session, spec, subject, visit_key):
-                raise NotFound(f"form {form_key!r} is not collected at visit {visit_key!r}")
+        elif form_key not in visit_forms(session, spec, subject, visit_key):
+            raise NotFound(f"form {form_key!r} is not collected at visit {visit_key!r}")
         form_def = spec.forms[form_key]
-        if is_log and seq is None:
-            record = None
-            seq = 1 + (session.scalar(select(func.max(FormRecord.seq)).where(
-                FormRecord.subject_id == subject.id, FormRecord.visit_key == "",
-                FormRecord.form_key == form_key)) or 0)
+        if new_entry:
+            seq = target.next_seq
         else:
             seq = seq or 1
-            record = get_record(session, subject, visit_key, form_key, seq)
             if is_log and record is None:
                 raise NotFound(f"no record {seq} of {form_key!r} for subject {subject.key!r}")
 
-        locks.assert_unlocked(session, record if record is not None else subject)
+        if target.locked:
+            locks.assert_unlocked(session, record if record is not None else subject)
         if record is not None:
             if record.status == RecordStatus.LOCKED:
                 raise Conflict("this form is locked; a data manager must unlock it first")
@@ -309,8 +379,7 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
             raise Invalid("the reason for change cannot be stored",
                           [("/reason", f"give a reason of at most {MAX_REASON} characters")])
 
-        # Only the id: the schema itself is already in the frozen definition.
-        form_version_id = session.scalar(select(FormVersion.id).where(FormVersion.content_hash == form_def.hash))
+        form_version_id = target.form_version_id
         created = record is None
         old_status = None if created else record.status
         if created:
@@ -346,8 +415,9 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
                                       **where))
         append_many(session.connection(), events)
         checks = _by_field(soft_checks(form_def, document))
-        sdv.clear_changed(session, actor, record, changes)
-        review_queries.sync_automatic(session, actor, record, checks)
+        if not created:  # a new record has no verifications or queries yet
+            sdv.clear_changed(session, actor, record, changes)
+        review_queries.sync_automatic(session, actor, record, checks, new_record=created)
         apply_eligibility(session, actor, spec, subject, form_key, document, complete)
     return SaveResult(record, changes, created, flag_changes, checks)
 

@@ -1,5 +1,6 @@
 """Frozen in-memory study definitions, built only by the loader from files it has fully validated."""
 import dataclasses
+import functools
 import hashlib
 import json
 from types import MappingProxyType
@@ -39,9 +40,10 @@ class FieldDef:
     schema: MappingProxyType
     required: bool
 
-    @property
+    @functools.cached_property
     def ecrf(self):
-        return self.schema.get("x-ecrf", {})
+        """The field's ``x-ecrf`` block (empty when it has none); read on every field of every save."""
+        return self.schema.get("x-ecrf", MappingProxyType({}))
 
     @property
     def kind(self):

@@ -54,8 +54,9 @@ class StudyVersion(Base):
     number: Mapped[int]
     #: sha256 over study.json and every form schema, canonical JSON.
     content_hash: Mapped[str] = mapped_column(String(64))
-    #: {"study": study.json, "forms": {form id: schema}} exactly as validated.
-    definition: Mapped[dict]
+    #: {"study": study.json, "forms": {form id: schema}} exactly as validated. Deferred: it is read
+    #: once per content hash (``ecrf.studies.definition_of`` keeps the parsed result), not per request.
+    definition: Mapped[dict] = mapped_column(deferred=True)
     loaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     loaded_by: Mapped[str | None] = mapped_column(String(200))
 

@@ -3,7 +3,7 @@ cannot be changed by anyone until the lock is lifted, with a reason; both are au
 
 ``assert_unlocked`` is what capture calls before it writes: the one place that says "locked".
 """
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from audit import Action, append
 from ecrf.db import utcnow, write_transaction
@@ -27,16 +27,20 @@ def _scope_of(target):
     raise TypeError(f"cannot lock a {type(target).__name__}")
 
 
-def active_locks(session, target):
-    """The locks in force on ``target`` (a FormRecord, Subject or Study), from its own and above."""
-    study_id, subject_id, record_id = _scope_of(target)
+def covering(study_id, subject_id=None, record_id=None):
+    """The SQL condition "an active lock of this study, subject or record" (values or columns; a
+    subject or record of None, or a NULL column, is not locked at its own level)."""
     cover = [Lock.scope == LockScope.STUDY]
     if subject_id is not None:
         cover.append((Lock.scope == LockScope.SUBJECT) & (Lock.subject_id == subject_id))
     if record_id is not None:
         cover.append((Lock.scope == LockScope.FORM) & (Lock.record_id == record_id))
-    return list(session.scalars(select(Lock).where(
-        Lock.study_id == study_id, Lock.unlocked_at.is_(None), or_(*cover)).order_by(Lock.id)))
+    return and_(Lock.study_id == study_id, Lock.unlocked_at.is_(None), or_(*cover))
+
+
+def active_locks(session, target):
+    """The locks in force on ``target`` (a FormRecord, Subject or Study), from its own and above."""
+    return list(session.scalars(select(Lock).where(covering(*_scope_of(target))).order_by(Lock.id)))
 
 
 def assert_unlocked(session, target):

@@ -82,13 +82,13 @@ def raise_query(session, actor, study_key, record_id, field, text):
     return query
 
 
-def sync_automatic(session, actor, record, failing):
+def sync_automatic(session, actor, record, failing, *, new_record=False):
     """Called by capture inside its save transaction with the soft checks failing after the save
     (``{pointer: [message]}``): raise an automatic query for each failure that has none open or
-    answered, and close the automatic queries whose check now passes."""
+    answered, and close the automatic queries whose check now passes. A ``new_record`` has none."""
     current = {(top_field(p), m) for p, messages in (failing or {}).items() for m in messages}
     existing = {}
-    if record.id is not None:
+    if record.id is not None and not new_record:
         for query in session.scalars(select(DataQuery).where(
                 DataQuery.record_id == record.id, DataQuery.origin == "auto",
                 DataQuery.state != QueryState.CLOSED)):

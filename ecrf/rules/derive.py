@@ -181,10 +181,11 @@ def _as_schema_type(schema, value):
     return value
 
 
-def applicable_flags(form_def, data, missing):
+def applicable_flags(form_def, data, missing, *, hidden=None):
     """The missing-data flags of ``missing`` that still apply to ``data``: a flag on a field that is
-    hidden, calculated, unknown or has a value is dropped (a value supersedes a flag)."""
-    hidden = set(hidden_fields(form_def, data))
+    hidden, calculated, unknown or has a value is dropped (a value supersedes a flag). ``hidden`` is
+    ``hidden_fields(form_def, data)`` when the caller has it already."""
+    hidden = set(hidden_fields(form_def, data) if hidden is None else hidden)
     kept = {}
     for pointer, flag in (missing or {}).items():
         name = pointer[1:] if isinstance(pointer, str) and pointer.startswith("/") else None

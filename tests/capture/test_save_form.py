@@ -1,5 +1,7 @@
 """save_form: hidden fields cleared (audited), calculations stored, missing-data flags, reasons for
 change, stale versions, soft checks; every save explained by the audit log."""
+import dataclasses
+
 import pytest
 from sqlalchemy import func, select
 
@@ -208,7 +210,9 @@ def test_two_writers_creating_the_same_record_get_a_conflict_not_a_500(ks, db, a
 
     service.save_form(db, actor, "t", "01-001", "v1", "ks", {})
     events = db.scalar(select(func.count()).select_from(audit_event))
-    monkeypatch.setattr(service, "get_record", lambda *args, **kwargs: None)  # as if not yet there
+    real = service._load_target
+    monkeypatch.setattr(service, "_load_target",  # as if the record were not there yet
+                        lambda *args: dataclasses.replace(real(*args), record=None))
     with pytest.raises(Conflict, match="at the same moment"):
         service.save_form(db, actor, "t", "01-001", "v1", "ks", {})
     assert db.scalar(select(func.count()).select_from(audit_event)) == events
