@@ -11,7 +11,7 @@ import datetime as dt
 
 from sqlalchemy import select, text
 
-from audit.canonical import GENESIS, event_hash, value_text
+from audit.canonical import EVENT_COLUMNS, GENESIS, hash_values, value_text
 from audit.table import audit_event
 
 #: Key of the PostgreSQL transaction-level advisory lock that serialises appends.
@@ -22,12 +22,17 @@ def _now_text():
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: The head: the last event's number and hash (plain SQL, run on every save).
+_HEAD_SQL = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+#: Placeholders of the drivers ecrf runs on (sqlite3, psycopg), by DB-API paramstyle.
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_COLUMN_LIST = ", ".join(EVENT_COLUMNS)
+
+
 def head(connection):
     """``(seq, hash)`` of the last event, or ``(0, GENESIS)`` for an empty log."""
-    row = connection.execute(
-        select(audit_event.c.seq, audit_event.c.hash).order_by(audit_event.c.seq.desc()).limit(1)
-    ).first()
-    return (row.seq, row.hash) if row else (0, GENESIS)
+    row = connection.exec_driver_sql(_HEAD_SQL).first()
+    return (row[0], row[1]) if row else (0, GENESIS)
 
 
 def _lock(connection):
@@ -37,43 +42,48 @@ def _lock(connection):
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 
-def _row(event, seq, prev_hash, ts):
+def _values(event, seq, prev_hash, ts):
+    """The HASHED_COLUMNS of one event, in order."""
     ctx = event.context
-    row = {
-        "seq": seq, "ts": ts,
-        "actor_id": event.actor_id, "actor_name": event.actor_name, "actor_role": event.actor_role,
-        "action": str(event.action), "study": event.study, "site": event.site,
-        "subject": event.subject, "visit": event.visit, "form": event.form,
-        "form_version": event.form_version, "record": event.record, "field": event.field,
-        "old_value": value_text(event.old), "new_value": value_text(event.new),
-        "reason": event.reason, "ip": ctx.ip[:64] if ctx.ip else None,
-        "user_agent": ctx.user_agent[:400] if ctx.user_agent else None,
-        "channel": ctx.channel, "prev_hash": prev_hash,
-    }
-    row["hash"] = event_hash(row)
-    return row
+    return (seq, ts, event.actor_id, event.actor_name, event.actor_role, str(event.action),
+            event.study, event.site, event.subject, event.visit, event.form, event.form_version,
+            event.record, event.field, value_text(event.old), value_text(event.new), event.reason,
+            ctx.ip[:64] if ctx.ip else None, ctx.user_agent[:400] if ctx.user_agent else None,
+            ctx.channel, prev_hash)
+
+
+def _insert(connection, rows):
+    """Insert rows (tuples in EVENT_COLUMNS order): one executemany on the driver, without building a
+    parameter dictionary per row (a save writes dozens of events)."""
+    mark = _MARKS.get(connection.dialect.paramstyle)
+    if mark is None:
+        connection.execute(audit_event.insert(), [dict(zip(EVENT_COLUMNS, row)) for row in rows])
+        return
+    marks = ", ".join([mark] * len(EVENT_COLUMNS))
+    connection.exec_driver_sql(f"INSERT INTO audit_event ({_COLUMN_LIST}) VALUES ({marks})", rows)
 
 
 def append_many(connection, events):
-    """Append ``events`` in order inside the open transaction of ``connection``; return their rows."""
+    """Append ``events`` in order inside the open transaction of ``connection``; return the new head
+    ``(seq, hash)`` (the head before when ``events`` is empty)."""
     if not connection.in_transaction():
         raise RuntimeError("audit.append must run inside the caller's transaction")
     events = list(events)
     if not events:
-        return []
+        return head(connection)
     _lock(connection)
     seq, prev = head(connection)
     ts = _now_text()
     rows = []
     for event in events:
         seq += 1
-        row = _row(event, seq, prev, ts)
-        rows.append(row)
-        prev = row["hash"]
-    connection.execute(audit_event.insert(), rows)
-    return rows
+        values = _values(event, seq, prev, ts)
+        prev = hash_values(values)
+        rows.append((*values, prev))
+    _insert(connection, rows)
+    return seq, prev
 
 
 def append(connection, event):
     """Append one event; see ``append_many``."""
-    return append_many(connection, [event])[0]
+    return append_many(connection, [event])

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import jsonschema
 
 from ecrf.definitions.model import thaw
+from ecrf.rules.predicate import compile_schema
 
 
 def _escape(token):
@@ -36,6 +37,22 @@ def validator_for(form_def):
         validator = _VALIDATORS[form_def.hash] = jsonschema.Draft202012Validator(
             thaw(form_def.schema), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     return validator
+
+
+#: Compiled validity predicates by (form version hash, complete): jsonschema's answer, faster.
+_PREDICATES = {}
+
+
+def _valid_fast(form_def, document, complete):
+    """True when ``document`` certainly has no error to report (a draft may lack required fields);
+    False means "ask jsonschema", which then names every error. See ``ecrf.rules.predicate``."""
+    key = (form_def.hash, complete)
+    if key not in _PREDICATES:
+        _PREDICATES[key] = compile_schema(
+            thaw(form_def.schema), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+            relax_required=not complete)
+    predicate = _PREDICATES[key]
+    return predicate is not None and predicate(document)
 
 
 def _flatten(errors):
@@ -66,7 +83,8 @@ def validate_document(form_def, document, complete, *, missing=None):
     known = {k: v for k, v in document.items() if k in declared}
     problems.extend(_undeclared_in_rows(form_def, known))
     problems.extend(_flag_problems(form_def, known, missing))
-    for error in _flatten(validator_for(form_def).iter_errors(known)):
+    errors = () if _valid_fast(form_def, known, complete) else validator_for(form_def).iter_errors(known)
+    for error in _flatten(errors):
         path = list(error.absolute_path)
         if error.validator == "required":
             if not complete:

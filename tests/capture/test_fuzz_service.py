@@ -115,3 +115,30 @@ def test_generated_submissions_store_valid_documents_or_nothing(study, load_stud
 
         throw()
     assert stored_forms, "no generated submission was valid: the strategies need a look"
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_the_compiled_fast_path_judges_every_form_as_jsonschema_does(study, load_study, monkeypatch):
+    """validate_document asks jsonschema only when the compiled predicate cannot say "valid": the
+    problems it reports are the same with and without that predicate, on every reference form."""
+    from ecrf.capture import validate
+
+    spec = load_study(study)
+    compiled = validate._valid_fast
+    for form_id, form_def in sorted(spec.forms.items()):
+        for complete in (False, True):
+            compiled(form_def, {}, complete)
+            assert validate._PREDICATES[(form_def.hash, complete)] is not None, f"{form_id}: no fast path"
+
+        @settings(max_examples=25, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @given(submissions(layout_for(form_def)))
+        def judge(submission):
+            data, missing, complete = submission
+            monkeypatch.setattr(validate, "_valid_fast", compiled)
+            fast = validate.validate_document(form_def, data, complete, missing=missing)
+            monkeypatch.setattr(validate, "_valid_fast", lambda *args: False)
+            slow = validate.validate_document(form_def, data, complete, missing=missing)
+            assert fast == slow
+
+        judge()
