@@ -20,6 +20,8 @@ lists. The parsed tree is plain tuples, so it can also be sent to the browser as
 import dataclasses
 import datetime as dt
 import decimal
+import functools
+import operator
 import re
 
 
@@ -323,66 +325,95 @@ def _is_num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _eval(node, data):
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+
+
+def _compile(node):
+    """A function of the document computing ``node``: the tree is walked once, when the expression
+    is first evaluated, not on every evaluation (calculations run on every save)."""
     kind = node[0]
     if kind == "lit":
-        return node[1]
+        value = node[1]
+        return lambda data: value
     if kind == "name":
-        return _lookup(data, node[1])
+        path = node[1]
+        if len(path) == 1:
+            key = path[0]
+            return lambda data: _get(data, key)
+        return lambda data: _lookup(data, path)
     if kind == "neg":
-        value = _eval(node[1], data)
-        return -value if _is_num(value) else None
+        inner = _compile(node[1])
+
+        def negate(data):
+            value = inner(data)
+            return -value if _is_num(value) else None
+        return negate
     if kind == "not":
-        value = _eval(node[1], data)
-        return None if value is None else not value
-    if kind == "and":
-        left = _eval(node[1], data)
-        if left is False:
-            return False
-        right = _eval(node[2], data)
-        if right is False:
-            return False
-        return None if left is None or right is None else bool(left and right)
-    if kind == "or":
-        left = _eval(node[1], data)
-        if left is True:
-            return True
-        right = _eval(node[2], data)
-        if right is True:
-            return True
-        return None if left is None or right is None else bool(left or right)
+        inner = _compile(node[1])
+
+        def invert(data):
+            value = inner(data)
+            return None if value is None else not value
+        return invert
+    if kind in ("and", "or"):
+        left, right, decisive = _compile(node[1]), _compile(node[2]), kind == "or"
+
+        def logical(data):
+            a = left(data)
+            if a is decisive:
+                return decisive
+            b = right(data)
+            if b is decisive:
+                return decisive
+            if a is None or b is None:
+                return None
+            return bool(a or b) if decisive else bool(a and b)
+        return logical
     if kind == "arith":
-        a, b = _eval(node[2], data), _eval(node[3], data)
-        if a is None or b is None:
-            return None
-        if not (_is_num(a) and _is_num(b)):
-            raise TypeError(f"cannot apply {node[1]} to {a!r} and {b!r}")
-        op = node[1]
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        return None if b == 0 else a / b
+        op, left, right = node[1], _compile(node[2]), _compile(node[3])
+        apply = _ARITH.get(op)
+
+        def arith(data):
+            a, b = left(data), right(data)
+            if a is None or b is None:
+                return None
+            if not (_is_num(a) and _is_num(b)):
+                raise TypeError(f"cannot apply {op} to {a!r} and {b!r}")
+            if apply is not None:
+                return apply(a, b)
+            return None if b == 0 else a / b
+        return arith
     if kind == "cmp":
-        a, b = _eval(node[2], data), _eval(node[3], data)
-        if a is None or b is None:
-            return None if node[1] not in ("==", "!=") else (a == b) == (node[1] == "==")
-        op = node[1]
+        op, left, right = node[1], _compile(node[2]), _compile(node[3])
         if op in ("==", "!="):
-            # JSON semantics: true is not 1 and false is not 0
-            same = a == b and isinstance(a, bool) == isinstance(b, bool)
-            return same if op == "==" else not same
-        if _is_num(a) != _is_num(b):
-            raise TypeError(f"cannot compare {a!r} with {b!r}")
-        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+            equal = op == "=="
+
+            def same(data):
+                a, b = left(data), right(data)
+                # JSON semantics: true is not 1 and false is not 0
+                return (a == b and isinstance(a, bool) == isinstance(b, bool)) == equal
+            return same
+        order = _ORDER[op]
+
+        def compare(data):
+            a, b = left(data), right(data)
+            if a is None or b is None:
+                return None
+            if _is_num(a) != _is_num(b):
+                raise TypeError(f"cannot compare {a!r} with {b!r}")
+            return order(a, b)
+        return compare
     if kind == "call":
-        name, args = node[1], node[2]
+        name, args = node[1], tuple(_compile(a) for a in node[2])
         if name == "if":
-            cond = _eval(args[0], data)
-            return _eval(args[1], data) if cond is True else _eval(args[2], data)
-        return FUNCTIONS[name][0](*(_eval(a, data) for a in args))
+            cond, then, otherwise = args
+
+            def choose(data):
+                return then(data) if cond(data) is True else otherwise(data)
+            return choose
+        function = FUNCTIONS[name][0]
+        return lambda data: function(*[a(data) for a in args])
     raise AssertionError(f"unknown node {kind}")
 
 
@@ -417,10 +448,14 @@ class Expression:
         walk(self.tree)
         return found
 
+    @functools.cached_property
+    def _compiled(self):
+        return _compile(self.tree)
+
     def evaluate(self, data):
         """Evaluate over a form document; a type mismatch or impossible operation gives None."""
         try:
-            return _eval(self.tree, data)
+            return self._compiled(data)
         except (TypeError, ValueError, decimal.InvalidOperation, OverflowError):
             return None
 
