@@ -86,12 +86,7 @@ def create_subject(study_key):
           methods=["GET", "PUT"])
 @bearer_required
 def visit_form(study_key, subject_key, visit_key, form_key):
-    session = get_session()
-    action = "form.view" if request.method == "GET" else "form.edit"
-    study, subject, role = _subject_and_role(session, study_key, subject_key, action)
-    spec = definition(study)
-    if form_key not in visit_forms(session, spec, subject, visit_key):
-        raise NotFound(f"no form {form_key!r} at visit {visit_key!r}")
+    session, spec, subject, role = _form_request(study_key, subject_key, form_key, visit_key)
     if request.method == "GET":
         return jsonify(record_view(spec, service.get_record(session, subject, visit_key, form_key), form_key))
     return _save(session, role, study_key, subject_key, visit_key, form_key, None)
@@ -100,12 +95,7 @@ def visit_form(study_key, subject_key, visit_key, form_key):
 @bp.route("/studies/<study_key>/subjects/<subject_key>/forms/<form_key>", methods=["GET", "POST"])
 @bearer_required
 def log_form(study_key, subject_key, form_key):
-    session = get_session()
-    action = "form.view" if request.method == "GET" else "form.edit"
-    study, subject, role = _subject_and_role(session, study_key, subject_key, action)
-    spec = definition(study)
-    if form_key not in spec.log_forms:
-        raise NotFound(f"no log form {form_key!r}")
+    session, spec, subject, role = _form_request(study_key, subject_key, form_key)
     if request.method == "GET":
         return jsonify({"records": [dict(record_view(spec, r, form_key), record=str(r.seq))
                                     for r in subject_records(session, subject, form_key)]})
@@ -120,18 +110,28 @@ def log_form(study_key, subject_key, form_key):
           methods=["GET", "PUT"])
 @bearer_required
 def log_record(study_key, subject_key, form_key, record):
-    session = get_session()
-    action = "form.view" if request.method == "GET" else "form.edit"
-    study, subject, role = _subject_and_role(session, study_key, subject_key, action)
-    spec = definition(study)
-    if form_key not in spec.log_forms:
-        raise NotFound(f"no log form {form_key!r}")
+    session, spec, subject, role = _form_request(study_key, subject_key, form_key)
     row = service.get_record(session, subject, "", form_key, record)
     if row is None:
         raise NotFound(f"no record {record} of {form_key!r}")
     if request.method == "GET":
         return jsonify(dict(record_view(spec, row, form_key), record=str(row.seq)))
     return _save(session, role, study_key, subject_key, "", form_key, record)
+
+
+def _form_request(study_key, subject_key, form_key, visit_key=None):
+    """(session, definition, subject, role) for a request on one form of a subject: a visit form
+    when ``visit_key`` is given, a log form otherwise; the caller may view it (GET) or edit it."""
+    session = get_session()
+    action = "form.view" if request.method == "GET" else "form.edit"
+    study, subject, role = _subject_and_role(session, study_key, subject_key, action)
+    spec = definition(study)
+    if visit_key is None:
+        if form_key not in spec.log_forms:
+            raise NotFound(f"no log form {form_key!r}")
+    elif form_key not in visit_forms(session, spec, subject, visit_key):
+        raise NotFound(f"no form {form_key!r} at visit {visit_key!r}")
+    return session, spec, subject, role
 
 
 def _missing(body):
