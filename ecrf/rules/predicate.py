@@ -5,7 +5,7 @@
 outside the supported set (annotations aside): properties, required, const, enum, type, the number
 bounds, minLength, maxLength, pattern, format (checked only when a format checker is given, as
 jsonschema does), items (without prefixItems), minItems, maxItems, uniqueItems, contains, not, allOf,
-anyOf, oneOf and if/then/else. jsonschema stays the truth: a caller uses the predicate only as a fast
+anyOf, oneOf, if/then/else and ``$ref`` to a local ``$defs`` pointer or ``$anchor``. jsonschema stays the truth: a caller uses the predicate only as a fast
 "valid" answer and asks jsonschema whenever it says no (or there is no predicate), so an error is
 always jsonschema's. Tests check the two agree on generated schemas and instances.
 
@@ -21,7 +21,8 @@ except ImportError:  # pragma: no cover
 
 #: Keywords that never change whether an instance is valid.
 ANNOTATIONS = frozenset({"title", "description", "$comment", "default", "examples", "readOnly",
-                         "writeOnly", "deprecated", "x-ecrf", "$schema", "then", "else"})
+                         "writeOnly", "deprecated", "x-ecrf", "$schema", "then", "else", "$defs",
+                         "$anchor"})
 _NUMBER_TESTS = {"minimum": lambda v, b: v >= b, "maximum": lambda v, b: v <= b,
                  "exclusiveMinimum": lambda v, b: v > b, "exclusiveMaximum": lambda v, b: v < b}
 
@@ -62,12 +63,15 @@ def compile_schema(schema, *, format_checker=None, relax_required=False):
     such as if, not, contains, anyOf or oneOf): how a draft is judged, since a draft may leave
     required fields empty.
     """
-    return _Compiler(format_checker).compile(schema, relax_required)
+    return _Compiler(schema, format_checker).compile(schema, relax_required)
 
 
 class _Compiler:
-    def __init__(self, format_checker):
+    def __init__(self, root, format_checker):
+        self.root = root
         self.format_checker = format_checker
+        #: ``$ref``s being compiled: one met again is a cycle, left to jsonschema.
+        self.following = set()
 
     def compile(self, schema, relax=False):
         if schema is True or schema is False:
@@ -157,6 +161,15 @@ class _Compiler:
             if key == "anyOf":
                 return lambda v: any(t(v) for t in subs)
             return lambda v: sum(1 for t in subs if t(v)) == 1
+        if key == "$ref" and isinstance(arg, str):
+            target = self.resolve(arg)
+            if target is None or (arg, relax) in self.following:
+                return None
+            self.following.add((arg, relax))
+            try:
+                return self.compile(target, relax)
+            finally:
+                self.following.discard((arg, relax))
         if key == "if":
             condition = self.compile(arg)
             then = self.compile(schema.get("then", True), relax)
@@ -165,6 +178,41 @@ class _Compiler:
                 return None
             return lambda v: then(v) if condition(v) else otherwise(v)
         return None
+
+    def resolve(self, ref):
+        """The schema a local ``$ref`` names (``#``, ``#/json/pointer`` or ``#anchor``), or None."""
+        if ref == "#" or ref.startswith("#/"):
+            target = self.root
+            for token in ref[2:].split("/") if ref != "#" else ():
+                token = token.replace("~1", "/").replace("~0", "~")
+                if isinstance(target, dict) and token in target:
+                    target = target[token]
+                elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+                    target = target[int(token)]
+                else:
+                    return None
+            return target
+        if ref.startswith("#") and len(ref) > 1:
+            return _anchored(self.root, ref[1:])
+        return None
+
+
+#: Keywords whose argument is data, not a schema: an "$anchor" in there declares nothing.
+_VALUES = frozenset({"const", "enum", "default", "examples", "x-ecrf", "required", "dependentRequired"})
+
+
+def _anchored(schema, name):
+    """The subschema of ``schema`` declaring ``"$anchor": name``, or None."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("$anchor") == name:
+                return node
+            stack.extend(value for key, value in node.items() if key not in _VALUES)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
 
 
 def _always(_value):

@@ -61,6 +61,20 @@ def _schemas(extended):
     return st.recursive(st.one_of(*leaves), branches, max_leaves=8)
 
 
+def _with_definitions(schema, definition, how):
+    """``schema`` that also refers to ``definition`` through $defs by pointer or by anchor."""
+    if how == "pointer":
+        return {"$defs": {"d": definition}, "allOf": [schema, {"$ref": "#/$defs/d"}]}
+    anchored = dict(definition, **{"$anchor": "d"}) if isinstance(definition, dict) else definition
+    if not isinstance(anchored, dict):
+        return {"$defs": {"d": definition}, "properties": {"a": {"$ref": "#/$defs/d"}}, "allOf": [schema]}
+    return {"$defs": {"d": anchored}, "properties": {"a": {"$ref": "#d"}}, "allOf": [schema]}
+
+
+REFERRING = st.builds(_with_definitions, _schemas(extended=True), _schemas(extended=True),
+                      st.sampled_from(["pointer", "anchor"]))
+
+
 @settings(max_examples=150, deadline=None)
 @given(condition=_schemas(extended=False), instance=VALUES)
 def test_conditions_agree_with_jsonschema(condition, instance):
@@ -70,7 +84,7 @@ def test_conditions_agree_with_jsonschema(condition, instance):
 
 
 @settings(max_examples=300, deadline=None)
-@given(schema=_schemas(extended=True), instance=VALUES)
+@given(schema=_schemas(extended=True) | REFERRING, instance=VALUES)
 def test_validation_with_formats_agrees_with_jsonschema(schema, instance):
     compiled = compile_schema(schema, format_checker=FORMATS)
     assert compiled is not None
@@ -81,7 +95,7 @@ def test_validation_with_formats_agrees_with_jsonschema(schema, instance):
 
 
 @settings(max_examples=300, deadline=None)
-@given(schema=_schemas(extended=True), instance=VALUES)
+@given(schema=_schemas(extended=True) | REFERRING, instance=VALUES)
 def test_a_drafts_predicate_passes_only_what_has_no_error_but_required(schema, instance):
     """What validate_document relies on: when the relaxed predicate says yes, every error jsonschema
     would report is a "required" one (a draft may leave required fields empty); and a document
@@ -106,8 +120,17 @@ def test_a_required_field_left_empty_fails_only_in_full():
     assert not compile_schema({"not": {"required": ["a"]}}, relax_required=True)({"a": 1})
 
 
+def test_local_references_are_followed():
+    schema = {"$defs": {"yn": {"enum": ["Y", "N"]}, "n": {"$anchor": "num", "type": "number"}},
+              "properties": {"a": {"$ref": "#/$defs/yn", "title": "A"}, "b": {"$ref": "#num"}}}
+    compiled = compile_schema(schema)
+    assert compiled({"a": "Y", "b": 2}) and not compiled({"a": "y"}) and not compiled({"b": "2"})
+
+
 def test_other_keywords_are_left_to_jsonschema():
     for schema in ({"properties": {"a": {"$ref": "#/$defs/x"}}}, {"dependentRequired": {"a": ["b"]}},
+                   {"$defs": {"x": {"$ref": "#/$defs/x"}}, "$ref": "#/$defs/x"}, {"$ref": "other.json#/x"},
+                   {"$id": "https://example.org/s", "type": "object"}, {"$ref": "#nowhere"},
                    {"additionalProperties": False}, {"prefixItems": [True], "items": False},
                    {"contains": True, "minContains": 2}, {"pattern": "("}, {"type": "decimal"},
                    {"minimum": True}, {"multipleOf": 0.5}):
