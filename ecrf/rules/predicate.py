@@ -3,7 +3,7 @@
 ``compile_schema(schema)`` returns a function equivalent to
 ``Draft202012Validator(schema, format_checker=...).is_valid``, or None when the schema uses a keyword
 outside the supported set (annotations aside): properties, required, const, enum, type, the number
-bounds, minLength, maxLength, pattern, format (checked only when a format checker is given, as
+bounds, minLength, maxLength, pattern, dependentRequired, format (checked only when a format checker is given, as
 jsonschema does), items (without prefixItems), minItems, maxItems, uniqueItems, contains, not, allOf,
 anyOf, oneOf, if/then/else and ``$ref`` to a local ``$defs`` pointer or ``$anchor``. jsonschema stays the truth: a caller uses the predicate only as a fast
 "valid" answer and asks jsonschema whenever it says no (or there is no predicate), so an error is
@@ -58,8 +58,8 @@ def compile_schema(schema, *, format_checker=None, relax_required=False):
     """A predicate equivalent to jsonschema's ``is_valid`` for ``schema``, or None (see above).
 
     ``format_checker``: check ``format`` with it (None: ``format`` is an annotation). With
-    ``relax_required`` the predicate ignores ``required`` wherever jsonschema would report it as a
-    "required" error of its own (through properties, items, allOf and then/else, not inside a test
+    ``relax_required`` the predicate ignores ``required`` and ``dependentRequired`` wherever
+    jsonschema would report them as errors of their own (through properties, items, allOf and then/else, not inside a test
     such as if, not, contains, anyOf or oneOf): how a draft is judged, since a draft may leave
     required fields empty.
     """
@@ -105,6 +105,13 @@ class _Compiler:
                 return _ALWAYS
             names = tuple(arg)
             return lambda v: not isinstance(v, dict) or all(n in v for n in names)
+        if key == "dependentRequired" and isinstance(arg, dict) and all(
+                isinstance(names, list) for names in arg.values()):
+            if relax:
+                return _ALWAYS
+            needs = tuple((trigger, tuple(names)) for trigger, names in arg.items())
+            return lambda v: not isinstance(v, dict) or all(
+                n in v for trigger, names in needs if trigger in v for n in names)
         if key == "const":
             return lambda v: json_equal(v, arg)
         if key == "enum" and isinstance(arg, list):

@@ -30,6 +30,8 @@ def _schemas(extended):
     ]
     if extended:
         leaves += [
+            st.builds(lambda d: {"dependentRequired": d},
+                      st.dictionaries(NAMES, st.lists(NAMES, max_size=2, unique=True), max_size=2)),
             st.builds(lambda k, n: {k: n}, st.sampled_from(["minLength", "maxLength", "minItems", "maxItems"]),
                       st.integers(0, 3)),
             st.builds(lambda p: {"pattern": p}, st.sampled_from(["^[A-Z]$", "1", "^$", "\\d"])),
@@ -98,12 +100,12 @@ def test_validation_with_formats_agrees_with_jsonschema(schema, instance):
 @given(schema=_schemas(extended=True) | REFERRING, instance=VALUES)
 def test_a_drafts_predicate_passes_only_what_has_no_error_but_required(schema, instance):
     """What validate_document relies on: when the relaxed predicate says yes, every error jsonschema
-    would report is a "required" one (a draft may leave required fields empty); and a document
+    would report is a "required" or "dependentRequired" one (a draft may leave required fields empty); and a document
     valid in full passes the relaxed predicate too."""
     relaxed = compile_schema(schema, format_checker=FORMATS, relax_required=True)
     errors = list(jsonschema.Draft202012Validator(schema, format_checker=FORMATS).iter_errors(instance))
     if relaxed(instance):
-        assert {e.validator for e in errors} <= {"required"}
+        assert {e.validator for e in errors} <= {"required", "dependentRequired"}
     if not errors:
         assert relaxed(instance)
 
@@ -128,7 +130,7 @@ def test_local_references_are_followed():
 
 
 def test_other_keywords_are_left_to_jsonschema():
-    for schema in ({"properties": {"a": {"$ref": "#/$defs/x"}}}, {"dependentRequired": {"a": ["b"]}},
+    for schema in ({"properties": {"a": {"$ref": "#/$defs/x"}}}, {"dependentRequired": {"a": "b"}},
                    {"$defs": {"x": {"$ref": "#/$defs/x"}}, "$ref": "#/$defs/x"}, {"$ref": "other.json#/x"},
                    {"$id": "https://example.org/s", "type": "object"}, {"$ref": "#nowhere"},
                    {"additionalProperties": False}, {"prefixItems": [True], "items": False},
