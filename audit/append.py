@@ -9,7 +9,7 @@ second of two events claiming the same number fails and takes its transaction wi
 """
 import datetime as dt
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from audit.canonical import EVENT_COLUMNS, GENESIS, hash_values, value_text
 from audit.table import audit_event

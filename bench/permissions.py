@@ -48,10 +48,6 @@ def database(kind):
     return scratch_database(kind, admin_url=POSTGRES, prefix="ecrf_bench")
 
 
-def postgres_answers():
-    return postgres_answers(POSTGRES)
-
-
 def prepare(url, subjects=200):
     """The demo study, two sites, ``subjects`` subjects with a saved form, and one user per role."""
     engine = make_engine(url)
@@ -168,7 +164,7 @@ def main():
 
     settings = load()
     time_cost, memory_kib = settings["ARGON2_TIME_COST"], settings["ARGON2_MEMORY_KIB"]
-    kinds = ["sqlite"] + ([] if args.no_postgres or not postgres_answers() else ["postgresql"])
+    kinds = ["sqlite"] + ([] if args.no_postgres or not postgres_answers(POSTGRES) else ["postgresql"])
     print(f"CPU cores: {os.cpu_count()}; median of {args.requests // 3} requests, best of 3 rounds per side")
     for kind in kinds:
         with database(kind) as url:

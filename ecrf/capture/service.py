@@ -21,6 +21,7 @@ from ecrf.models import (FormRecord, Lock, RecordStatus, Site, Study, StudyVersi
 from ecrf.review import locks, sdv
 from ecrf.review import queries as review_queries
 from ecrf.rules.derive import applicable_flags, derive, hidden_fields, soft_checks
+from ecrf.rules.predicate import json_equal
 from ecrf.studies import definition, definition_of, get_site, get_study
 
 DEFAULT_ID_TEMPLATE = "{site}-{n:03}"
@@ -170,25 +171,12 @@ def _leaves(value, path=""):
     return {path: value}
 
 
-def same_json(a, b):
-    """Whether two JSON values are the same JSON: numbers by value (1 and 1.0), but true is not 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
-        return False
-    return a == b
-
-
 def diff_documents(old, new):
     """[(pointer, old, new)] turning ``old`` into ``new``: None on one side means absent."""
     changes = []
     for key in sorted(set(old) | set(new), key=lambda k: (k not in new, k)):
         before, after = old.get(key), new.get(key)
-        if same_json(before, after):
+        if json_equal(before, after):
             continue
         ptr = "/" + key.replace("~", "~0").replace("/", "~1")
         rows_before = isinstance(before, list) and before and all(isinstance(r, dict) for r in before)
@@ -197,12 +185,12 @@ def diff_documents(old, new):
             for i, (a, b) in enumerate(zip(before, after, strict=True)):
                 la, lb = _leaves(a, f"{ptr}/{i}"), _leaves(b, f"{ptr}/{i}")
                 for p in sorted(set(la) | set(lb)):
-                    if not same_json(la.get(p), lb.get(p)):
+                    if not json_equal(la.get(p), lb.get(p)):
                         changes.append((p, la.get(p), lb.get(p)))
         elif isinstance(before, dict) and isinstance(after, dict) and before and after:
             la, lb = _leaves(before, ptr), _leaves(after, ptr)
             for p in sorted(set(la) | set(lb)):
-                if not same_json(la.get(p), lb.get(p)):
+                if not json_equal(la.get(p), lb.get(p)):
                     changes.append((p, la.get(p), lb.get(p)))
         else:
             changes.append((ptr, before, after))
@@ -266,7 +254,7 @@ def prepare(form_def, data, complete, *, missing=None, stored=None, stored_missi
     hidden = set(hidden_list)
     calculated = {f.name for f in form_def.fields if "calculate" in f.ecrf}
     for name in sorted(hidden - calculated):
-        if name in data and not (name in stored and same_json(data[name], stored[name])):
+        if name in data and not (name in stored and json_equal(data[name], stored[name])):
             errors.append((_pointer(name), "this field does not apply to the answers given; leave it empty"))
     if missing is None:
         flags = applicable_flags(form_def, data, stored_missing, hidden=hidden_list)

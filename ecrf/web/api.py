@@ -10,7 +10,7 @@ from ecrf.capture import service, subjects
 from ecrf.capture.records import record_view, subject_records
 from ecrf.capture.visits import visit_forms
 from ecrf.db import get_session
-from ecrf.errors import Conflict, EcrfError, Invalid, NotFound
+from ecrf.errors import EcrfError, Invalid, NotFound
 from ecrf.studies import definition, get_site, get_study
 from ecrf.web.bearer import api_actor, bearer_required
 

@@ -1,6 +1,6 @@
 """Subject screens: add a subject, withdraw or complete one, enter visit dates, add an unscheduled
 visit. Each view loads (404), checks the permission table (403), calls one capture service."""
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TextAreaField

@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 
-from audit import audit_event, ddl
+from audit import audit_event
 
 
 @pytest.fixture
