@@ -39,15 +39,18 @@ _MAX_RECORD = 2**31 - 1
 
 @dataclasses.dataclass(frozen=True)
 class AuditScope:
-    """What one viewer may read of one study's log."""
+    """What one viewer may read of one study's log, or (``study`` None) of the events that belong to
+    no study: sign-ins, sign-outs, failed sign-ins, lockouts, account and token changes."""
 
-    study: str
+    study: str | None
     #: Site keys whose events show; None means every site and the study-level events.
     site_keys: frozenset | None = None
     #: Whether allocation values show (otherwise they read BLINDED).
     arm_visible: bool = False
     #: The role that grants the access (named in the audit event of an export).
     role: str | None = None
+    #: Ids of the users whose actions show; None means everyone's.
+    actor_ids: frozenset | None = None
 
     def sees_site(self, site_key):
         return self.site_keys is None or site_key in self.site_keys
@@ -67,6 +70,23 @@ def operator_scope(study, unblinded=False):
     """The scope of the operator at the command line: every site; allocation values only in an
     open-label study or when asked for (``--unblinded``, which the export's audit event records)."""
     return AuditScope(study.key, None, arm_visible=unblinded or masking(study) == "none")
+
+
+def account_scope_for(session, user):
+    """The scope of an administrator in the events of no study: those of the users they may manage
+    (``accounts.users_for_admin``), so one study's administrators do not read another's sign-ins.
+    Raises PermissionDenied for anyone who administers no study."""
+    from ecrf.auth import accounts
+
+    study_ids = permissions.require_somewhere(session, user, "users.manage")
+    actor_ids = frozenset(u.id for u in accounts.users_for_admin(session, study_ids))
+    return AuditScope(None, None, arm_visible=False, role="admin", actor_ids=actor_ids)
+
+
+def operator_account_scope():
+    """The operator's scope at the command line in the events of no study: every one of them,
+    failed sign-ins with unknown usernames included."""
+    return AuditScope(None, None)
 
 
 def _blinded(row, scope):
@@ -167,7 +187,9 @@ class AuditFilters:
 
 def _conditions(scope, filters):
     c = audit_event.c
-    where = [c.study == scope.study]
+    where = [c.study == scope.study if scope.study is not None else c.study.is_(None)]
+    if scope.actor_ids is not None:
+        where.append(c.actor_id.in_(sorted(scope.actor_ids)) if scope.actor_ids else false())
     if scope.site_keys is not None:
         where.append(c.site.in_(sorted(scope.site_keys)) if scope.site_keys else false())
     for name in ("site", "subject", "visit", "form", "action", "record"):

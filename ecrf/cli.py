@@ -441,7 +441,9 @@ def audit_checkpoint(ctx):
 
 
 @audit_group.command("export")
-@click.option("--study", "study_key", required=True, help="Study id.")
+@click.option("--study", "study_key", help="Study id.")
+@click.option("--accounts", is_flag=True, help="Instead of a study: the events that belong to no "
+              "study (sign-ins, failed sign-ins, lockouts, account and token changes).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
               help="csv for spreadsheets, jsonl with every column as stored.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
@@ -449,25 +451,29 @@ def audit_checkpoint(ctx):
 @click.option("--unblinded", is_flag=True, help="Show allocation values (randomization, unblinding); "
               "recorded in the audit log.")
 @pass_ctx
-def audit_export(ctx, study_key, fmt, output, unblinded):
-    """Export a study's audit trail to a file (the export itself is an audited action)."""
+def audit_export(ctx, study_key, accounts, fmt, output, unblinded):
+    """Export a study's audit trail, or the account events, to a file (the export itself is an
+    audited action)."""
     import os
 
     from ecrf.actor import Actor
-    from ecrf.audit_view import export_events, operator_scope
+    from ecrf.audit_view import export_events, operator_account_scope, operator_scope
     from ecrf.studies import get_study
 
+    if bool(study_key) == accounts:
+        raise click.ClickException("give either --study STUDY or --accounts")
     partial = Path(f"{output}.partial")
     try:
         with user_errors(), ctx.session() as session:
-            scope = operator_scope(get_study(session, study_key), unblinded)
+            scope = (operator_account_scope() if accounts
+                     else operator_scope(get_study(session, study_key), unblinded))
             with partial.open("wb") as out:
                 result = export_events(session, Actor.cli(), scope, fmt, out)
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
-    click.echo(f"{result.events} events of {study_key} (through event {result.through_seq}) "
-               f"written to {output}")
+    click.echo(f"{result.events} events of {study_key or 'no study (accounts)'} "
+               f"(through event {result.through_seq}) written to {output}")
 
 
 # --- every command asks the permission table --------------------------------------------------------

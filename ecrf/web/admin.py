@@ -2,17 +2,20 @@
 administrator sees and changes only what concerns the studies they administer. The same account
 services as ``ecrf user …`` and ``ecrf role …``; every change is audited; users are deactivated,
 never deleted."""
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from audit import Action
+from ecrf import audit_view
 from ecrf.auth import accounts, permissions
 from ecrf.db import get_session
 from ecrf.errors import Conflict, EcrfError, NotFound, PermissionDenied
 from ecrf.models import ROLES
+from ecrf.web.audit import export_response, number_arg
 from ecrf.web.auth import current_actor
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -106,6 +109,34 @@ def users():
     grants = {u.id: [g for g in accounts.user_grants(session, u) if g[0] in keys] for u in rows}
     return render_template("admin/users.html", users=rows, grants=grants, form=form, studies=studies,
                            labels=ROLE_LABELS)
+
+
+#: The actions of events that belong to no study (the account events page offers these).
+ACCOUNT_ACTIONS = tuple(str(a) for a in (Action.LOGIN, Action.LOGOUT, Action.LOGIN_FAILED,
+                                         Action.LOCKOUT, Action.USER, Action.TOKEN,
+                                         Action.PERMISSION_DENIED, Action.EXPORT))
+
+
+@bp.get("/audit")
+@login_required
+def account_events():
+    """Sign-ins, sign-outs, failed sign-ins, lockouts and account changes of the users this
+    administrator manages: the part of the audit trail that belongs to no study."""
+    session = get_session()
+    scope = audit_view.account_scope_for(session, current_user.user)
+    filters = audit_view.AuditFilters.from_mapping(request.args)
+    page = audit_view.query_events(session, scope, filters, before=number_arg("before"),
+                                   after=number_arg("after"))
+    return render_template("admin/audit.html", page=page, filters=filters, params=filters.params(),
+                           actions=ACCOUNT_ACTIONS)
+
+
+@bp.get("/audit/export")
+@login_required
+def account_events_export():
+    session = get_session()
+    return export_response(session, audit_view.account_scope_for(session, current_user.user),
+                           "audit-accounts")
 
 
 @bp.get("/users/<username>")

@@ -28,7 +28,7 @@ def _study_and_scope(study_key):
     return session, study, audit_view.scope_for(session, current_user.user, study)
 
 
-def _number(name):
+def number_arg(name):
     """A positive whole-number argument (an event or record number), or None when absent."""
     value = request.args.get(name)
     if value in (None, ""):
@@ -43,7 +43,7 @@ def _number(name):
 def index(study_key):
     session, study, scope = _study_and_scope(study_key)
     filters = audit_view.AuditFilters.from_mapping(request.args)
-    page = audit_view.query_events(session, scope, filters, before=_number("before"), after=_number("after"))
+    page = audit_view.query_events(session, scope, filters, before=number_arg("before"), after=number_arg("after"))
     sites = [s for s in list_sites(session, study) if scope.sees_site(s.key)]
     return render_template("audit/index.html", study=study, scope=scope, filters=filters, page=page,
                            params=filters.params(), sites=sites, actions=[str(a) for a in Action])
@@ -53,7 +53,7 @@ def index(study_key):
 @login_required
 def field(study_key):
     session, study, scope = _study_and_scope(study_key)
-    record_id = _number("record")
+    record_id = number_arg("record")
     if record_id is None:
         raise Invalid("record must be a number")
     history = audit_view.field_history(session, scope, record_id, request.args.get("field", ""))
@@ -78,6 +78,12 @@ def record(study_key, record_id):
 @login_required
 def export(study_key):
     session, study, scope = _study_and_scope(study_key)
+    return export_response(session, scope, f"audit-{study.key}")
+
+
+def export_response(session, scope, name):
+    """The download of the events ``scope`` and the request's filters select, in the requested
+    format (``?format=csv|jsonl``), as ``<name>-<UTC time>.<format>``; the export is audited."""
     fmt = request.args.get("format", "csv")
     filters = audit_view.AuditFilters.from_mapping(request.args)
     out = tempfile.TemporaryFile()  # a large trail goes to disk, not memory
@@ -90,7 +96,7 @@ def export(study_key):
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     return Response(_chunks(out), mimetype=mimetype, headers={
-        "Content-Disposition": f'attachment; filename="audit-{study.key}-{stamp}.{fmt}"'})
+        "Content-Disposition": f'attachment; filename="{name}-{stamp}.{fmt}"'})
 
 
 def _chunks(file, size=1 << 16):

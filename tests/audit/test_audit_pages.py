@@ -154,3 +154,20 @@ def test_cli_export(cli, site, tmp_path, db):
 
     missing = cli("audit", "export", "--study", "nope", "--format", "csv", "-o", str(tmp_path / "x.csv"))
     assert missing.exit_code == 1 and "no study" in missing.output and not (tmp_path / "x.csv").exists()
+
+
+def test_cli_exports_the_account_events(cli, site, tmp_path, db):
+    from ecrf.actor import Actor
+    from ecrf.auth.login import authenticate
+
+    authenticate(db, "ghost", "no such user", Actor.system().context)
+    target = tmp_path / "accounts.jsonl"
+    result = cli("audit", "export", "--accounts", "--format", "jsonl", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert "events of no study (accounts)" in result.output
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert lines and all(line["study"] is None for line in lines)
+    assert any(line["action"] == "login_failed" and line["actor_name"] == "ghost" for line in lines)
+    for wrong in ([], ["--study", "audit-trial", "--accounts"]):
+        refused = cli("audit", "export", *wrong, "--format", "csv", "-o", str(tmp_path / "x.csv"))
+        assert refused.exit_code == 1 and "either --study" in refused.output

@@ -90,3 +90,44 @@ def test_only_administrators_use_the_users_page(client, login_as, demo, make_use
     login_as("nurse")
     assert client.get("/admin/users").status_code == 403
     assert client.get("/admin/users/nurse").status_code == 403
+
+
+def test_account_events_show_the_sign_ins_of_the_users_an_administrator_manages(
+        client, login_as, demo, make_user, actor, db, other_study):
+    """The part of the trail that belongs to no study (sign-ins, failed sign-ins, lockouts, account
+    changes) has its own page; an administrator sees only their users' events there."""
+    make_user("boss", "admin", "demo")
+    make_user("nurse", "site_staff", "demo")
+    make_user("stranger", "monitor", "other")
+    login_as("nurse")
+    login_as("nurse", "not the password")
+    login_as("stranger")
+    login_as("ghost", "whatever it is")  # no such user
+    login_as("boss")
+    page = client.get("/admin/audit")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "nurse" in text and "login failed" in text and "wrong password" in text
+    assert "stranger" not in text and "ghost" not in text  # not this administrator's users
+    filtered = client.get("/admin/audit?user=nurse&action=login_failed").get_data(as_text=True)
+    assert "wrong password" in filtered and "boss" not in filtered.split("<table", 1)[1]
+    assert client.get("/admin/audit?since=yesterday").status_code == 422
+    assert client.get("/admin/audit?before=x").status_code == 422
+
+    download = client.get("/admin/audit/export?format=csv&user=nurse")
+    assert download.status_code == 200 and download.mimetype == "text/csv"
+    assert "audit-accounts-" in download.headers["Content-Disposition"]
+    rows = download.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert len(rows) > 2 and all(",nurse," in row for row in rows[1:])
+    export = db.execute(select(audit_event).where(audit_event.c.action == "export")
+                        .order_by(audit_event.c.seq.desc())).first()
+    assert export.actor_name == "boss" and export.study is None and '"user":"nurse"' in export.new_value
+
+
+def test_only_administrators_read_the_account_events(client, login_as, demo, make_user):
+    make_user("nurse", "site_staff", "demo")
+    make_user("mon", "monitor", "demo")
+    for who in ("nurse", "mon"):
+        login_as(who)
+        assert client.get("/admin/audit").status_code == 403
+        assert client.get("/admin/audit/export").status_code == 403
