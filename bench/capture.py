@@ -1,6 +1,10 @@
 """Capture benchmarks: one audited save of the largest reference form vs a plain insert, and the
 subject matrix page at 10,000 subjects. Prints figures; not part of the test run.
 
+The plain insert (the baseline) writes, in one transaction, the document a save stored (its
+calculated scores included) as a form record and as many audit rows as that save appended, with
+placeholder hashes: what any audited save must write at the least.
+
     .venv/bin/python bench/capture.py [--saves 200] [--subjects 10000] [--no-postgres]
 
 PostgreSQL is measured when ECRF_TEST_POSTGRES_URL (or the default local server) answers; the bench
@@ -17,7 +21,7 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit import audit_event  # noqa: E402
+from audit import audit_event, head  # noqa: E402
 from audit.canonical import value_text  # noqa: E402
 from ecrf.scratch import postgres_url, scratch_database  # noqa: E402
 from ecrf import create_app, migrate  # noqa: E402
@@ -61,12 +65,17 @@ def bench_saves(url, saves):
     visit = next(v for v in study.visits if form.id in v.forms)
     document = sample_document(form, dt.date(2026, 1, 1))
     subjects = [enrol_subject(session, actor, study.id, "91").key for _ in range(saves * 2)]
-    events_per_save = len(diff_documents({}, document)) + 1
     service_times = []
     for key in subjects[:saves]:
+        before = head(session.connection())[0]
         start = time.perf_counter()
-        save_form(session, actor, study.id, key, visit.id, form.id, document)
+        result = save_form(session, actor, study.id, key, visit.id, form.id, document)
         service_times.append(time.perf_counter() - start)
+    # The baseline writes what a save stored: the derived document (calculated scores included)
+    # and as many audit rows as the save appended.
+    stored = dict(result.record.data)
+    events_per_save = head(session.connection())[0] - before
+    assert events_per_save == len(diff_documents({}, stored)) + 1
     form_version_id = session.scalar(select(FormVersion.id).where(FormVersion.content_hash == form.hash))
     subject_ids = {k: i for k, i in session.execute(select(Subject.key, Subject.id))}
     plain_times = []
@@ -76,7 +85,7 @@ def bench_saves(url, saves):
     for key in subjects[saves:]:
         rows = [{"seq": seq + i, "ts": now.isoformat(), "action": "create", "channel": "system",
                  "field": pointer, "new_value": value_text(new), "prev_hash": "0" * 64, "hash": "0" * 64}
-                for i, (pointer, _, new) in enumerate(diff_documents({}, document))]
+                for i, (pointer, _, new) in enumerate(diff_documents({}, stored))]
         rows.append({"seq": seq + len(rows), "ts": now.isoformat(), "action": "status_change",
                      "channel": "system", "field": None, "new_value": value_text("draft"),
                      "prev_hash": "0" * 64, "hash": "0" * 64})
@@ -84,7 +93,7 @@ def bench_saves(url, saves):
         start = time.perf_counter()
         with session.begin():
             session.add(FormRecord(subject_id=subject_ids[key], visit_key=visit.id, form_key=form.id,
-                                   form_version_id=form_version_id, data=document, status="draft"))
+                                   form_version_id=form_version_id, data=stored, status="draft"))
             session.flush()
             session.execute(insert(audit_event), rows)
         plain_times.append(time.perf_counter() - start)
