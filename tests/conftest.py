@@ -176,9 +176,10 @@ def login_as(client):
     return login
 
 
-def _write_forms_study(root, forms, *, study_id="t", log_forms=(), visits=None, sites=None):
+def _write_forms_study(root, forms, *, study_id="t", log_forms=(), visits=None, sites=None, subjects=None):
     """A study folder holding ``forms`` ({form id: schema}): one visit v1 with every visit form, the
-    ``log_forms`` as logs, sites 01 (Europe/Copenhagen) and 02 (UTC) unless ``sites`` says otherwise."""
+    ``log_forms`` as logs, sites 01 (Europe/Copenhagen) and 02 (UTC) unless ``sites`` says otherwise,
+    and the ``subjects`` settings (id template and pattern) when given."""
     folder = Path(root) / study_id
     folder.mkdir(parents=True)
     study = {"id": study_id, "title": f"Study {study_id}",
@@ -188,6 +189,8 @@ def _write_forms_study(root, forms, *, study_id="t", log_forms=(), visits=None, 
                                    "forms": [f for f in forms if f not in log_forms]}]}
     if log_forms:
         study["log_forms"] = list(log_forms)
+    if subjects:
+        study["subjects"] = subjects
     (folder / "study.json").write_text(json.dumps(study), encoding="utf-8")
     for form_id, schema in forms.items():
         (folder / f"{form_id}.json").write_text(json.dumps(schema), encoding="utf-8")

@@ -2,97 +2,45 @@
 fresh committed database: a field appears and disappears as the user answers, a calculation preview
 updates as they type, rows are added without a page load, and the keyboard alone saves the form."""
 import json
-import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-PASSWORD = "correct horse battery"
 KITCHEN_SINK = json.loads((Path(__file__).parents[1] / "formgen" / "kitchen_sink.json").read_text("utf-8"))
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def server(new_database, tmp_path):
-    """A real server in a thread on 127.0.0.1, a fresh database holding study "t", subject 01-001
-    and a nurse; yields (base URL, app)."""
-    from werkzeug.serving import make_server
-
-    from ecrf import create_app
-    from ecrf.actor import Actor
-    from ecrf.auth import accounts
+def server(live_server, add_user, write_study, tmp_path):
+    """Study "t" (the kitchen-sink form at visit v1), subject 01-001 and a nurse; (base URL, app)."""
     from ecrf.capture.service import enrol_subject
-    from ecrf.db import get_session
     from ecrf.definitions import load_study
     from ecrf.definitions.publish import publish_study
 
-    folder = tmp_path / "t"
-    folder.mkdir()
-    (folder / "study.json").write_text(json.dumps({
-        "id": "t", "title": "Browser study",
-        "sites": [{"id": "01", "name": "Site one", "timezone": "Europe/Copenhagen"}],
-        "visits": [{"id": "v1", "label": "Visit 1", "day": 0, "forms": ["ks"]}]}), encoding="utf-8")
-    (folder / "ks.json").write_text(json.dumps(KITCHEN_SINK), encoding="utf-8")
-    app = create_app({"ECRF_ENV": "testing", "SECRET_KEY": "e2e-secret", "DATABASE_URL": new_database(),
-                      "INSTANCE_PATH": str(tmp_path / "instance")})
-    with app.app_context():
-        session, actor = get_session(), Actor.cli()
+    folder = write_study(tmp_path, {"ks": KITCHEN_SINK},
+                         sites=[{"id": "01", "name": "Site one", "timezone": "Europe/Copenhagen"}])
+
+    def setup(session, actor):
         publish_study(session, actor, load_study(folder))
         enrol_subject(session, actor, "t", "01")
-        accounts.create_user(session, actor, "nurse", PASSWORD, must_change_password=False)
-        accounts.grant_role(session, actor, "nurse", "t", "site_staff")
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}", app
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
-        httpd.server_close()
-        app.extensions["ecrf_db"].engine.dispose()
+        add_user(session, actor, "nurse", "site_staff", "t")
+
+    return live_server(setup)
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def _open_form(pages, base):
+    page = pages.open(base, "nurse")
+    page.goto("/studies/t/subjects/01-001/v1/ks")
+    return page
 
 
-def _open_form(browser, base):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # script errors only (the browser's own request for /favicon.ico is a 404 it logs too)
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error"
-            and not msg.text.startswith("Failed to load resource") else None)
-    page.goto(f"{base}/login")
-    page.fill("#username", "nurse")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.goto(f"{base}/studies/t/subjects/01-001/v1/ks")
-    return page, errors
-
-
-def test_fields_appear_and_calculations_update_as_the_user_types(server, browser):
+def test_fields_appear_and_calculations_update_as_the_user_types(server, pages):
     from playwright.sync_api import expect
 
     base, app = server
-    page, errors = _open_form(browser, base)
+    page = _open_form(pages, base)
 
     packs = page.locator("#field-packs")
     expect(packs).to_be_hidden()
@@ -129,7 +77,6 @@ def test_fields_appear_and_calculations_update_as_the_user_types(server, browser
     page.keyboard.press("Enter")                             # the keyboard alone saves a draft
     page.wait_for_url(f"{base}/studies/t/subjects/01-001/v1/ks")
     expect(page.locator(".flashes")).to_contain_text("Saved as a draft.")
-    assert errors == []
 
     from ecrf.db import get_session
     from ecrf.models import FormRecord
@@ -140,7 +87,6 @@ def test_fields_appear_and_calculations_update_as_the_user_types(server, browser
                                "bmi": 29.5, "code": "AB12", "site_code": "S1",
                                "tubes": [{"tube": "EDTA", "volume": 1.5}, {"tube": "serum", "volume": 2}],
                                "total": 3.5}
-    page.close()
 
 
 def _samples(layout, rng):
@@ -165,7 +111,7 @@ def _samples(layout, rng):
         yield doc
 
 
-def test_the_browser_mirror_answers_as_the_server_does(server, browser):
+def test_the_browser_mirror_answers_as_the_server_does(server, pages):
     """Every calculation and show_if condition of the reference studies, evaluated by forms.js and
     by the server on the same documents, gives the same answer."""
     import random
@@ -179,7 +125,7 @@ def test_the_browser_mirror_answers_as_the_server_does(server, browser):
     from ecrf.rules import parse
 
     base, _ = server
-    page, errors = _open_form(browser, base)
+    page = _open_form(pages, base)
     rng = random.Random(20261123)
     calcs, conditions = [], []
     for folder in sorted(resource("forms").iterdir()):
@@ -205,5 +151,3 @@ def test_the_browser_mirror_answers_as_the_server_does(server, browser):
         else:
             assert value == expected, (tree, doc, value, expected)
     assert got[1] == [expected for _, _, expected in conditions]
-    assert errors == []
-    page.close()

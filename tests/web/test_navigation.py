@@ -33,9 +33,10 @@ def test_study_home_links_follow_the_permission_table(client, login_as, study, u
         assert f'{part}"' not in html, f"{username} should not see a link to {part}"
 
 
-def test_a_saved_form_links_to_its_review_audit_trail_and_field_histories(client, login_as, study):
+@pytest.mark.parametrize("username", ["sitestaff", "monitor"])  # the monitor's page is read-only
+def test_a_saved_form_links_to_its_review_audit_trail_and_field_histories(client, login_as, study, username):
     subject, record = study
-    login_as("sitestaff")
+    login_as(username)
     html = client.get(f"/studies/demo/subjects/{subject.key}/baseline/vitals").get_data(as_text=True)
     assert f"/studies/demo/records/{record.id}" in html
     assert f"/studies/demo/audit/record/{record.id}" in html
