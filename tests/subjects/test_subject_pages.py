@@ -62,3 +62,24 @@ def test_matrix_filters_by_site_for_site_staff(client, login_as, demo, db, actor
                              data={"state": "withdrawn", "reason": "Other", "csrf_token": token})
     assert other_site.status_code == 404
     assert client.post("/studies/demo/subjects/01-001/state", data={"state": "withdrawn"}).status_code == 400
+
+
+def test_matrix_cells_open_the_visit(client, login_as, load_study, write_study, tmp_path, db, actor,
+                                     make_user):
+    """A cell opens its visit's form (or, for a visit of several forms, that visit on the subject's
+    page, whose row carries the anchor)."""
+    from ecrf.capture.service import enrol_subject
+
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    load_study(write_study(tmp_path, {"a": schema, "b": schema, "c": schema}, study_id="cells", visits=[
+        {"id": "v1", "label": "Visit 1", "day": 0, "forms": ["a"]},
+        {"id": "v2", "label": "Visit 2", "day": 7, "forms": ["b", "c"]}]))
+    key = enrol_subject(db, actor, "cells", "01").key
+    make_user("nurse", "site_staff", "cells")
+    login_as("nurse")
+    matrix = client.get("/studies/cells/subjects").get_data(as_text=True)
+    single = f'href="/studies/cells/subjects/{key}/v1/a" aria-label="Visit 1 of {key}: not started"'
+    several = f'href="/studies/cells/subjects/{key}#visit-v2" aria-label="Visit 2 of {key}: not started"'
+    assert single in matrix and several in matrix
+    assert client.get(f"/studies/cells/subjects/{key}/v1/a").status_code == 200
+    assert 'id="visit-v2"' in client.get(f"/studies/cells/subjects/{key}").get_data(as_text=True)
