@@ -44,3 +44,5 @@ def test_a_saved_form_links_to_its_review_audit_trail_and_field_histories(client
     assert history in html
     page = client.get(history.replace("&amp;", "&"))
     assert page.status_code == 200 and "120" in page.get_data(as_text=True)
+    back = f'href="/studies/demo/subjects/{subject.key}/baseline/vitals">Back to the form'
+    assert back in page.get_data(as_text=True)
