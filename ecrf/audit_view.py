@@ -49,8 +49,10 @@ class AuditScope:
     arm_visible: bool = False
     #: The role that grants the access (named in the audit event of an export).
     role: str | None = None
-    #: Ids of the users whose actions show; None means everyone's.
+    #: Ids of the users whose actions show, and the field pointers (``/users/<name>/…``) of the
+    #: account events about users that show whoever acted; None means every event.
     actor_ids: frozenset | None = None
+    account_fields: frozenset = frozenset()
 
     def sees_site(self, site_key):
         return self.site_keys is None or site_key in self.site_keys
@@ -74,13 +76,17 @@ def operator_scope(study, unblinded=False):
 
 def account_scope_for(session, user):
     """The scope of an administrator in the events of no study: those of the users they may manage
-    (``accounts.users_for_admin``), so one study's administrators do not read another's sign-ins.
-    Raises PermissionDenied for anyone who administers no study."""
+    (``accounts.users_for_admin``) and the changes made to those users' accounts by anyone, so one
+    study's administrators do not read another's sign-ins. Raises PermissionDenied for anyone who
+    administers no study."""
     from ecrf.auth import accounts
 
     study_ids = permissions.require_somewhere(session, user, "users.manage")
-    actor_ids = frozenset(u.id for u in accounts.users_for_admin(session, study_ids))
-    return AuditScope(None, None, arm_visible=False, role="admin", actor_ids=actor_ids)
+    users = accounts.users_for_admin(session, study_ids)
+    fields = frozenset(accounts.user_pointer(u.username, attribute) for u in users
+                       for attribute in accounts.ACCOUNT_ATTRIBUTES)
+    return AuditScope(None, None, arm_visible=False, role="admin",
+                      actor_ids=frozenset(u.id for u in users), account_fields=fields)
 
 
 def operator_account_scope():
@@ -189,7 +195,8 @@ def _conditions(scope, filters):
     c = audit_event.c
     where = [c.study == scope.study if scope.study is not None else c.study.is_(None)]
     if scope.actor_ids is not None:
-        where.append(c.actor_id.in_(sorted(scope.actor_ids)) if scope.actor_ids else false())
+        where.append(or_(c.actor_id.in_(sorted(scope.actor_ids)) if scope.actor_ids else false(),
+                         c.field.in_(sorted(scope.account_fields)) if scope.account_fields else false()))
     if scope.site_keys is not None:
         where.append(c.site.in_(sorted(scope.site_keys)) if scope.site_keys else false())
     for name in ("site", "subject", "visit", "form", "action", "record"):

@@ -24,9 +24,19 @@ def get_user(session, username):
     return user
 
 
-def _audit(session, actor, username, field, old, new, action=Action.USER, **where):
-    append(session.connection(), actor.event(action, field=field, old=old, new=new,
-                                             reason=f"user {username}", **where))
+#: What account events change (the last part of their field pointer).
+ACCOUNT_ATTRIBUTES = ("username", "name", "password", "must_change_password", "active", "roles", "tokens")
+
+
+def user_pointer(username, attribute):
+    """Where an account event happened: ``/users/<username>/<attribute>`` (a JSON pointer), so that
+    every event about an account names the account, whatever its reason says."""
+    return f"/users/{username.replace('~', '~0').replace('/', '~1')}/{attribute}"
+
+
+def _audit(session, actor, username, attribute, old, new, action=Action.USER, **where):
+    append(session.connection(), actor.event(action, field=user_pointer(username, attribute), old=old,
+                                             new=new, reason=f"user {username}", **where))
 
 
 def create_user(session, actor, username, password, name=None, must_change_password=True):
@@ -44,8 +54,8 @@ def create_user(session, actor, username, password, name=None, must_change_passw
                     must_change_password=must_change_password)
         session.add(user)
         session.flush()
-        _audit(session, actor, username, "/username", None, username)
-        _audit(session, actor, username, "/name", None, user.name)
+        _audit(session, actor, username, "username", None, username)
+        _audit(session, actor, username, "name", None, user.name)
     return user
 
 
@@ -54,7 +64,7 @@ def update_user(session, actor, username, name=None, password=None, must_change_
     with write_transaction(session):
         user = get_user(session, username)
         if name is not None and name.strip() != user.name:
-            _audit(session, actor, username, "/name", user.name, name.strip())
+            _audit(session, actor, username, "name", user.name, name.strip())
             user.name = name.strip()
         if password is not None:
             try:
@@ -64,9 +74,9 @@ def update_user(session, actor, username, name=None, password=None, must_change_
             user.password_hash = hash_password(password)
             user.session_epoch += 1
             user.failed_logins, user.locked_until = 0, None
-            _audit(session, actor, username, "/password", None, "changed")
+            _audit(session, actor, username, "password", None, "changed")
         if must_change_password is not None and must_change_password != user.must_change_password:
-            _audit(session, actor, username, "/must_change_password", user.must_change_password,
+            _audit(session, actor, username, "must_change_password", user.must_change_password,
                    must_change_password)
             user.must_change_password = must_change_password
     return user
@@ -80,7 +90,8 @@ def deactivate_user(session, actor, username, reason=None):
             raise Conflict(f"user {username!r} is already inactive")
         user.active = False
         user.session_epoch += 1
-        append(session.connection(), actor.event(Action.USER, field="/active", old=True, new=False,
+        append(session.connection(), actor.event(Action.USER, field=user_pointer(username, "active"),
+                                                 old=True, new=False,
                                                  reason=reason or f"user {username} deactivated"))
     return user
 
@@ -110,7 +121,7 @@ def grant_role(session, actor, username, study_key, role, site_keys=()):
                 continue
             session.add(RoleGrant(user_id=user.id, study_id=study.id, role=role,
                                   site_id=site.id if site else None))
-            _audit(session, actor, username, "/roles", None, role, action=Action.ROLE,
+            _audit(session, actor, username, "roles", None, role, action=Action.ROLE,
                    study=study.key, site=site.key if site else None)
             granted.append(site.key if site else "*")
         session.flush()
@@ -130,7 +141,7 @@ def revoke_role(session, actor, username, study_key, role, site_keys=()):
             if grant is None:
                 continue
             grant.revoked_at = utcnow()
-            _audit(session, actor, username, "/roles", role, None, action=Action.ROLE,
+            _audit(session, actor, username, "roles", role, None, action=Action.ROLE,
                    study=study.key, site=site.key if site else None)
             revoked.append(site.key if site else "*")
         if not revoked:
@@ -165,7 +176,7 @@ def create_token(session, actor, username):
             raise Conflict(f"user {username!r} is inactive")
         session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), prefix=token[:12]))
         session.flush()
-        _audit(session, actor, username, "/tokens", None, token[:12], action=Action.TOKEN)
+        _audit(session, actor, username, "tokens", None, token[:12], action=Action.TOKEN)
     return token
 
 
@@ -180,7 +191,7 @@ def revoke_token(session, actor, username, prefix=None):
             raise NotFound(f"{username!r} has no active token" + (f" starting {prefix!r}" if prefix else ""))
         for token in tokens:
             token.revoked_at = utcnow()
-            _audit(session, actor, username, "/tokens", token.prefix, None, action=Action.TOKEN)
+            _audit(session, actor, username, "tokens", token.prefix, None, action=Action.TOKEN)
     return len(tokens)
 
 

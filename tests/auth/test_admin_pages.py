@@ -50,8 +50,8 @@ def test_create_grant_revoke_deactivate(admin_client, post, db):
                          .where(audit_event.c.reason.like("%kim%") | (audit_event.c.reason == "left the trial"))
                          .order_by(audit_event.c.seq)).all()
     assert [(a.action, a.field) for a in actions] == [
-        ("user_change", "/username"), ("user_change", "/name"), ("role_change", "/roles"),
-        ("role_change", "/roles"), ("role_change", "/roles"), ("user_change", "/active")]
+        ("user_change", "/users/kim/username"), ("user_change", "/users/kim/name"), ("role_change", "/users/kim/roles"),
+        ("role_change", "/users/kim/roles"), ("role_change", "/users/kim/roles"), ("user_change", "/users/kim/active")]
     assert {a.actor_name for a in actions} == {"boss"}
 
 
@@ -109,6 +109,12 @@ def test_account_events_show_the_sign_ins_of_the_users_an_administrator_manages(
     text = page.get_data(as_text=True)
     assert "nurse" in text and "login failed" in text and "wrong password" in text
     assert "stranger" not in text and "ghost" not in text  # not this administrator's users
+    # changes to their users' accounts show whoever made them (here the operator, at the command line)
+    accounts.update_user(db, actor, "nurse", name="Nurse Jensen")
+    accounts.update_user(db, actor, "stranger", name="Someone Else")
+    changes = client.get("/admin/audit?action=user_change").get_data(as_text=True)
+    assert "/users/nurse/name" in changes and "Nurse Jensen" in changes
+    assert "/users/stranger" not in changes and "Someone Else" not in changes
     filtered = client.get("/admin/audit?user=nurse&action=login_failed").get_data(as_text=True)
     assert "wrong password" in filtered and "boss" not in filtered.split("<table", 1)[1]
     assert client.get("/admin/audit?since=yesterday").status_code == 422

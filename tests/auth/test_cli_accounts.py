@@ -22,8 +22,9 @@ def test_the_account_commands_and_their_audit(cli, db, demo):
                         .where(audit_event.c.action.in_(["user_change", "role_change"]))
                         .order_by(audit_event.c.seq)).all()
     assert [(e.action, e.field) for e in events] == [
-        ("user_change", "/username"), ("user_change", "/name"), ("role_change", "/roles"),
-        ("user_change", "/name"), ("role_change", "/roles"), ("user_change", "/active")]
+        ("user_change", "/users/kim/username"), ("user_change", "/users/kim/name"),
+        ("role_change", "/users/kim/roles"), ("user_change", "/users/kim/name"),
+        ("role_change", "/users/kim/roles"), ("user_change", "/users/kim/active")]
     assert {e.channel for e in events} == {"cli"}
     bad = cli("role", "grant", "kim", "--study", "demo", "--role", "superuser")
     assert bad.exit_code == 1 and "unknown role" in bad.output
