@@ -4,8 +4,8 @@ Single-threaded, verify costs about as much as reading every row and hashing it,
 a third. With ``verify_chain(..., jobs=N)`` the log up to the head (read once, at the start, in the
 caller's transaction) is cut into ranges of ``chunk`` events, and:
 
-* ``N - 1`` worker processes (spawned, each on its own connection) take ranges from the front, one
-  at a time, and check each one's sequence, links and hashes;
+* ``N - 1`` worker processes, each on its own connection, are handed ranges from the front, one at
+  a time, and check each one's sequence, links and hashes;
 * this process walks every range in order for the replay: a range a worker has taken is read with
   only the columns the replay needs (far cheaper than whole rows) and replayed unchecked; a range no
   worker has taken yet it takes itself, and checks and replays in one pass. So the work balances
@@ -21,46 +21,51 @@ and appends only add rows after it, so a worker reading ``seq <= head`` on anoth
 the rows this process reads; on PostgreSQL the workers also import this transaction's snapshot. A
 worker cannot see what is not committed: a range that ends early (events not visible to the worker)
 is an error, never a verdict, and callers opt in only when everything to verify is committed.
+
+Workers are plain ``python -c`` processes that import only ``audit`` (not the caller's main module,
+as multiprocessing's spawn does), spoken to in JSON lines over their stdin and stdout by one thread
+each in this process: the database URL goes over the pipe, never on a command line.
 """
-import multiprocessing
+import dataclasses
+import json
 import queue
 import re
+import subprocess
+import sys
+import threading
 import traceback
+from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from audit.canonical import GENESIS
-from audit.verify import (SELECT_ALL, VerifyResult, join_range, past_checkpoint, scan_batches, select_sql,
-                          walk_range)
+from audit.verify import (SELECT_ALL, ChainProblem, VerifyResult, join_range, past_checkpoint, scan_batches,
+                          select_sql, walk_range)
 
-#: Seconds between checks that the workers are still alive while waiting for their results.
-_POLL = 1.0
+#: Seconds to wait for a worker to leave once told to stop, before it is killed.
+_GRACE = 5
+#: A worker's program: audit imported from where this process imported it (a source checkout or
+#: site-packages), and never from the working directory (-P), where a folder named "audit" may be.
+_WORKER = f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r}); from audit.parallel import work; work()"
 
 
 def verify_in_ranges(connection, head, against, on_event, jobs, needs, chunk):
     """``verify_chain`` of events 1 to ``head`` with ``jobs - 1`` workers; see the module docstring."""
-    ranges = -(-head // chunk)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no connection inherited
-    taken = context.Value("q", 0)  # the first range nobody has taken
-    stop = context.Value("q", ranges)  # the first range known to hold a problem: none after it matter
-    messages = context.Queue()
-    args = (connection.engine.url.render_as_string(hide_password=False), _export_snapshot(connection),
-            head, chunk, against, taken, stop, messages)
-    workers = [context.Process(target=_work, args=args, daemon=True, name=f"audit-verify-{n}")
-               for n in range(1, jobs)]
-    for worker in workers:
-        worker.start()
-    verdicts = _Verdicts(messages, workers)
+    ranges = _Ranges(-(-head // chunk))
+    config = {"url": connection.engine.url.render_as_string(hide_password=False),
+              "snapshot": _export_snapshot(connection), "head": head, "chunk": chunk, "against": against}
+    workers = [_Worker(ranges, config) for _ in range(1, jobs)]
+    verdicts = _Verdicts(ranges, len(workers))
     failed = None  # (the last event this process got to, the exception) when handling a range failed
     replay_sql = f"{select_sql(needs)} WHERE seq > {{lo}} AND seq <= {{hi}} ORDER BY seq"
     try:
-        for index in range(ranges):
+        for index in range(ranges.count):
             verdicts.take(block=False)
-            if _value(stop) < index:
+            if ranges.stop < index:
                 break
             lo, hi = index * chunk, min(index * chunk + chunk, head)
-            if _claim(taken, index):
+            if _claim(ranges, index):
                 try:
                     first_prev, result = check_range(connection, lo, hi, head, against, on_event)
                 except Exception as exc:  # noqa: BLE001 (raised below unless the chain broke before)
@@ -79,34 +84,22 @@ def verify_in_ranges(connection, head, against, on_event, jobs, needs, chunk):
                     failed = (lo if row is None else row[0], exc)
                     break
         else:
-            index = ranges
-        _lower(stop, index)
+            index = ranges.count
+        ranges.lower_stop(index)
         verdicts.take(block=True)
     finally:
-        _lower(stop, -1)
+        ranges.lower_stop(-1)
         for worker in workers:
-            worker.join(5)
-            if worker.is_alive():
-                worker.terminate()
+            worker.close()
     problem = verdicts.result
     if failed is not None and (problem is None or problem.problem.seq > failed[0]):
         raise failed[1]
     if problem is not None:
         return problem
-    if verdicts.next != ranges:
+    if verdicts.next != ranges.count:
         raise RuntimeError(f"audit verify: events after {verdicts.head[0]} were not checked")
     seq, digest = verdicts.head
     return past_checkpoint(VerifyResult(seq, seq, digest), against)
-
-
-def _claim(taken, index):
-    """Whether this process checks range ``index`` itself: it does when no worker has taken it yet
-    (workers take ranges in order, so then no worker has reached it)."""
-    with taken.get_lock():
-        if taken.value != index:
-            return False
-        taken.value = index + 1
-        return True
 
 
 def check_range(connection, lo, hi, head, against=None, on_event=None):
@@ -128,12 +121,44 @@ def check_range(connection, lo, hi, head, against=None, on_event=None):
     return first_prev, result
 
 
+class _Ranges:
+    """Who checks which range, shared by this process's walk and the threads serving the workers:
+    ``taken``, the first range nobody has taken, and ``stop``, the first known to hold a problem
+    (none after it matter). ``results`` carries the workers' verdicts to the walk."""
+
+    def __init__(self, count):
+        self.count, self.taken, self.stop = count, 0, count
+        self.lock = threading.Lock()
+        self.results = queue.Queue()
+
+    def next_for_worker(self):
+        with self.lock:
+            if self.taken >= self.count or self.taken > self.stop:
+                return None
+            self.taken += 1
+            return self.taken - 1
+
+    def lower_stop(self, index):
+        with self.lock:
+            self.stop = min(self.stop, index)
+
+
+def _claim(ranges, index):
+    """Whether this process checks range ``index`` itself: it does when no worker has taken it yet
+    (workers are handed ranges in order, so then none has reached it)."""
+    with ranges.lock:
+        if ranges.taken != index:
+            return False
+        ranges.taken = index + 1
+        return True
+
+
 class _Verdicts:
     """The ranges' results, joined in order as they arrive: ``head`` ``(seq, hash)`` verified so far,
     or ``result`` naming the first problem. Holds only results that arrived ahead of a missing one."""
 
-    def __init__(self, messages, workers):
-        self.messages, self.workers, self.done = messages, workers, 0
+    def __init__(self, ranges, workers):
+        self.ranges, self.running = ranges, workers
         self.head, self.next, self.pending, self.result = (0, GENESIS), 0, {}, None
 
     def add(self, index, first_prev, result):
@@ -148,32 +173,74 @@ class _Verdicts:
             self.next += 1
 
     def take(self, block):
-        """Take the workers' messages: those already sent, or (``block``) until every worker is done."""
-        while self.done < len(self.workers):
+        """Take the workers' verdicts: those already in, or (``block``) until every worker is done."""
+        while self.running:
             try:
-                message = self.messages.get(timeout=_POLL) if block else self.messages.get_nowait()
+                message = self.ranges.results.get(block=block)
             except queue.Empty:
-                if not block:
-                    return
-                if not any(worker.is_alive() for worker in self.workers):
-                    raise RuntimeError("audit verify: a worker process ended without reporting") from None
-                continue
-            if message[0] == "range":
-                self.add(*message[1:])
-            elif message[0] == "error":
-                raise RuntimeError(f"audit verify: a worker process failed:\n{message[1]}")
+                return
+            if message is None:  # a worker is done
+                self.running -= 1
+            elif isinstance(message, BaseException):
+                raise RuntimeError(f"audit verify: a worker failed: {message}") from message
             else:
-                self.done += 1
+                self.add(*message)
 
 
-def _value(shared):
-    with shared.get_lock():
-        return shared.value
+class _Worker:
+    """One worker process and the thread in this process that hands it ranges and takes its verdicts."""
 
+    def __init__(self, ranges, config):
+        self.process = subprocess.Popen([sys.executable, "-P", "-c", _WORKER], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, encoding="utf-8")
+        self.ranges = ranges
+        self.thread = threading.Thread(target=self._serve, args=(config,), daemon=True,
+                                       name="audit-verify-worker")
+        self.thread.start()
 
-def _lower(shared, value):
-    with shared.get_lock():
-        shared.value = min(shared.value, value)
+    def _serve(self, config):
+        ranges, process = self.ranges, self.process
+        try:
+            self._send(config)
+            self._receive()  # connected: hand out ranges only now, the walk takes them until then
+            while (index := ranges.next_for_worker()) is not None:
+                self._send({"range": index})
+                first_prev, result = _decode(self._receive())
+                ranges.results.put((index, first_prev, result))
+                if not result.ok:
+                    ranges.lower_stop(index)
+            process.stdin.close()
+        except BaseException as exc:  # noqa: BLE001 (handed to the walk, which raises it)
+            ranges.results.put(exc)
+        finally:
+            ranges.results.put(None)
+
+    def _send(self, message):
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def _receive(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the worker process ended (exit code {self.process.wait()})")
+        message = json.loads(line)
+        if "error" in message:
+            raise RuntimeError(message["error"])
+        return message
+
+    def close(self):
+        """Wait for the worker to leave (it does once told there is nothing left), else end it."""
+        try:
+            self.process.wait(_GRACE if not self.thread.is_alive() else 0.1)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.thread.join()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:  # a pipe the dead worker left half-written
+                pass
 
 
 def _export_snapshot(connection):
@@ -183,29 +250,42 @@ def _export_snapshot(connection):
     return connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
 
 
-def _work(url, snapshot, head, chunk, against, taken, stop, messages):
-    """A worker: take ranges from the front and check them until none are left (or past a problem)."""
-    engine = create_engine(url, poolclass=NullPool)
+def _encode(first_prev, result):
+    return {"first_prev": first_prev, "result": dataclasses.asdict(result)}
+
+
+def _decode(message):
+    result = dict(message["result"])
+    if result["problem"] is not None:
+        result["problem"] = ChainProblem(**result["problem"])
+    return message["first_prev"], VerifyResult(**result)
+
+
+def work():
+    """A worker's main: connect as told on stdin, say so, then check each range it is handed and
+    answer with the verdict, until stdin closes. Errors are answered too, as ``{"error": ...}``."""
+    replies, sys.stdout = sys.stdout, sys.stderr  # nothing else may write to the reply pipe
+
+    def reply(message):
+        replies.write(json.dumps(message) + "\n")
+        replies.flush()
+
     try:
+        config = json.loads(sys.stdin.readline())
+        against = tuple(config["against"]) if config["against"] is not None else None
+        head, chunk = config["head"], config["chunk"]
+        engine = create_engine(config["url"], poolclass=NullPool)
         with engine.connect() as connection:
+            snapshot = config["snapshot"]
             if snapshot is not None:
                 if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):
                     raise ValueError(f"unexpected snapshot id {snapshot!r}")
                 connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
                 connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            while True:
-                with taken.get_lock():
-                    index = taken.value
-                    if index * chunk >= head or index > _value(stop):
-                        break
-                    taken.value = index + 1
-                lo = index * chunk
-                first_prev, result = check_range(connection, lo, min(lo + chunk, head), head, against)
-                messages.put(("range", index, first_prev, result))
-                if not result.ok:
-                    _lower(stop, index)
-        messages.put(("done",))
-    except BaseException:  # noqa: BLE001 (sent to the parent, which raises it)
-        messages.put(("error", traceback.format_exc()))
-    finally:
+            reply({"ready": True})
+            for line in sys.stdin:
+                lo = json.loads(line)["range"] * chunk
+                reply(_encode(*check_range(connection, lo, min(lo + chunk, head), head, against)))
         engine.dispose()
+    except Exception:  # noqa: BLE001 (the parent raises it)
+        reply({"error": traceback.format_exc()})

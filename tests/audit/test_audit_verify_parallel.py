@@ -43,15 +43,15 @@ def log(committed_log, monkeypatch):
 def mode(request, log, monkeypatch):
     """Pin which ranges this process checks itself (see the module docstring)."""
     if request.param == "workers":
-        monkeypatch.setattr(audit.parallel, "_claim", lambda taken, index: False)
+        monkeypatch.setattr(audit.parallel, "_claim", lambda ranges, index: False)
         return request.param
     claim, half = audit.parallel._claim, log.ranges // 2
 
-    def first_half(taken, index):
-        with taken.get_lock():
-            if taken.value == 0:
-                taken.value = half  # reserved before the worker has started
-        return index < half or claim(taken, index)
+    def first_half(ranges, index):
+        with ranges.lock:
+            if ranges.taken == 0:
+                ranges.taken = half  # reserved before the worker has connected
+        return index < half or claim(ranges, index)
 
     monkeypatch.setattr(audit.parallel, "_claim", first_half)
     return request.param
@@ -190,7 +190,7 @@ def test_checkpoint_beyond_the_end(log, mode):
 # --- what a worker cannot see ------------------------------------------------------------------------
 
 def test_uncommitted_events_are_an_error_not_a_verdict(log, monkeypatch):
-    monkeypatch.setattr(audit.parallel, "_claim", lambda taken, index: False)
+    monkeypatch.setattr(audit.parallel, "_claim", lambda ranges, index: False)
     with log.engine.connect() as conn, conn.begin():
         for n in range(CHUNK):
             append(conn, Event(Action.SUBJECT_STATE, study="audit-trial", subject="01-001", new=f"s{n}"))
