@@ -55,11 +55,13 @@ def verify_in_ranges(connection, head, against, on_event, jobs, needs, chunk):
     ranges = _Ranges(-(-head // chunk))
     config = {"url": connection.engine.url.render_as_string(hide_password=False),
               "snapshot": _export_snapshot(connection), "head": head, "chunk": chunk, "against": against}
-    workers = [_Worker(ranges, config) for _ in range(1, jobs)]
-    verdicts = _Verdicts(ranges, len(workers))
+    workers = []
+    verdicts = _Verdicts(ranges, jobs - 1)
     failed = None  # (the last event this process got to, the exception) when handling a range failed
     replay_sql = f"{select_sql(needs)} WHERE seq > {{lo}} AND seq <= {{hi}} ORDER BY seq"
     try:
+        for _ in range(1, jobs):
+            workers.append(_Worker(ranges, config))
         for index in range(ranges.count):
             verdicts.take(block=False)
             if ranges.stop < index:

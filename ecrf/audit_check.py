@@ -46,8 +46,9 @@ def verify_database(session, checkpoint=None, jobs=1):
     stored form records and subjects; return a VerifyReport naming the first problem.
 
     ``jobs`` is how many processes may check the chain: more than one only where other connections
-    see what this session sees (``parallel_possible``); what is verified is the same either way.
-    Workers see only committed data, so a session holding uncommitted writes verifies with 1.
+    see what this session sees (``parallel_possible``); the report is the same either way. Workers
+    see only committed data: a caller holding uncommitted events passes 1 (with more, the workers
+    raise an error on the events they cannot see, never report them missing).
     """
     connection = _snapshot(session)
     state = ReplayState()

@@ -221,3 +221,10 @@ def test_cli_jobs(log):
     assert outputs[0] == outputs[1] and "audit log intact" in outputs[0]
     refused = CliRunner().invoke(main, ["audit", "verify", "--jobs", "0"], obj=Context())
     assert refused.exit_code == 2 and "--jobs" in refused.output
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(log, monkeypatch):
+    monkeypatch.setattr(audit.parallel, "_claim", lambda ranges, index: False)
+    monkeypatch.setattr(audit.parallel, "_WORKER", "import sys; sys.stdin.readline(); sys.exit(3)")
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        log.verify(2)
