@@ -24,8 +24,9 @@ ECRF_TEST_POSTGRES_URL or the default local server):
    Wall-clock events/s, and events per CPU second of all the processes (this one and its workers).
    Targets: chain + replay at least 0.5 of the baseline, and 200,000 events/s on SQLite.
 3. **Memory** (tracemalloc peak, of this process) of chain + replay at a quarter of the events and at
-   all of them, in one process and with a worker: flat, since rows are streamed and the replay holds
-   only the current state of the records.
+   all of them, in one process and with a worker, and of what a worker does with a range (here one
+   as long as the log): flat, since rows are streamed and the replay holds only the current state of
+   the records.
 4. **One subject's history** with the full log: ``audit_view.query_events`` filtered by subject
    (first page, 50 events), and the whole page ``/studies/demo/audit?subject=…`` through the app.
    Target: under 50 ms.
@@ -46,9 +47,10 @@ from sqlalchemy import func, insert, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import ReplayState, head, verify_chain  # noqa: E402
-from audit.canonical import hash_values, value_text  # noqa: E402
+from audit.canonical import GENESIS, hash_values, value_text  # noqa: E402
+from audit.parallel import check_range  # noqa: E402
 from audit.replay import READS  # noqa: E402
-from audit.verify import COLUMNS, scan_events  # noqa: E402
+from audit.verify import COLUMNS, head_seq, scan_events  # noqa: E402
 from ecrf.scratch import postgres_answers, postgres_url, scratch_database  # noqa: E402
 from ecrf import audit_view, create_app, migrate  # noqa: E402
 from ecrf.actor import Actor  # noqa: E402
@@ -260,6 +262,15 @@ def chain_and_replay(connection, jobs=1):
     return result.count
 
 
+def check_whole_log(engine):
+    """What a worker does for each range it is handed (``audit.parallel.check_range``), over the whole
+    log at once: its memory is a worker's, whatever the length of its ranges."""
+    with engine.connect() as conn:
+        head = head_seq(conn)
+        first_prev, result = check_range(conn, 0, head, head)
+    assert result.ok and first_prev == GENESIS, result.problem
+
+
 def full_verify(sessions, jobs):
     with sessions() as session:
         report = verify_database(session, jobs=jobs)
@@ -372,6 +383,7 @@ def run(kind, events, saves):
         for jobs in (1, 2):
             with engine.connect() as conn:
                 peaks[jobs] = [traced_peak(chain_and_replay, conn, jobs)]
+        worker_peaks = [traced_peak(check_whole_log, engine)]
         bulk_insert(engine, builder.batches(events))
         with sessions() as session:
             builder.store_state(session)
@@ -380,6 +392,7 @@ def run(kind, events, saves):
         for jobs in (1, 2):
             with engine.connect() as conn:
                 peaks[jobs].append(traced_peak(chain_and_replay, conn, jobs))
+        worker_peaks.append(traced_peak(check_whole_log, engine))
 
         load = os.getloadavg()[0]
         count, report, best = bench_verify(engine, sessions)
@@ -397,6 +410,9 @@ def run(kind, events, saves):
             print(f"memory (tracemalloc peak of this process, chain + replay, {jobs} process{'es' * (jobs > 1)}): "
                   f"{small / 2**20:.1f} MiB at {quarter:,} events, {large / 2**20:.1f} MiB at {events:,} events",
                   flush=True)
+        print(f"memory (tracemalloc peak) of a worker's check of one range as long as the log: "
+              f"{worker_peaks[0] / 2**20:.1f} MiB at {quarter:,} events, {worker_peaks[1] / 2**20:.1f} MiB at "
+              f"{events:,} events", flush=True)
 
         median, worst, page_median, page_worst = bench_history(url, sessions)
         print(f"one subject's history with {events:,} events: query {median * 1000:.1f} ms median "
