@@ -22,7 +22,7 @@ the rows this process reads; on PostgreSQL the workers also import this transact
 worker cannot see what is not committed: a range that ends early (events not visible to the worker)
 is an error, never a verdict, and callers opt in only when everything to verify is committed.
 
-Workers are plain ``python -c`` processes that import only ``audit`` (not the caller's main module,
+Workers are plain ``python -P -c`` processes that import only ``audit`` (not the caller's main module,
 as multiprocessing's spawn does), spoken to in JSON lines over their stdin and stdout by one thread
 each in this process: the database URL goes over the pipe, never on a command line.
 """
