@@ -20,7 +20,8 @@ The events a writer emits, and what replay does with them:
 
 Rows are sequences of the stored columns in ``EVENT_COLUMNS`` order (database rows as the audit
 queries select them, or plain tuples); replay reads them by position, since verify feeds it every
-event of the log.
+event of the log. It reads only the columns in ``READS``: a row may hold None for the others and end
+after the last of them (what verify reads for ranges it checks in another process).
 """
 import dataclasses
 import json
@@ -31,9 +32,13 @@ from audit.event import Action
 _AT = {name: index for index, name in enumerate(EVENT_COLUMNS)}
 _SEQ, _ACTION, _RECORD, _FIELD, _NEW = (_AT[n] for n in ("seq", "action", "record", "field", "new_value"))
 _STUDY, _SITE, _SUBJECT, _FORM_VERSION = (_AT[n] for n in ("study", "site", "subject", "form_version"))
+_ACTOR = _AT["actor_id"]
 #: study, site, subject, visit, form: adjacent columns, read as one slice.
 _PLACE = slice(_AT["study"], _AT["form"] + 1)
 assert EVENT_COLUMNS[_PLACE] == ("study", "site", "subject", "visit", "form")
+#: The columns replay reads; the others may be None (verify then reads far less per event).
+READS = frozenset((*(EVENT_COLUMNS[i] for i in (_SEQ, _ACTOR, _ACTION, _FORM_VERSION, _RECORD, _FIELD, _NEW)),
+                   *EVENT_COLUMNS[_PLACE]))
 
 
 @dataclasses.dataclass(slots=True)
@@ -164,7 +169,7 @@ class ReplayState:
             return
         signed = [(rid, state.form, _loads(json.dumps(state.data)), dict(state.missing), state.status)
                   for rid in value.get("records") or () if (state := self.records.get(rid)) is not None]
-        self.signatures[value["signature"]] = ReplayedSignature(value, row[_AT["actor_id"]], row[_SEQ], signed)
+        self.signatures[value["signature"]] = ReplayedSignature(value, row[_ACTOR], row[_SEQ], signed)
 
 
 def _unescape(token):

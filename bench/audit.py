@@ -14,13 +14,20 @@ ECRF_TEST_POSTGRES_URL or the default local server):
    full ``ecrf audit verify`` passes. Measured in the same run:
 
    * *baseline*: read the same rows through the same streaming query and sha256 the same content
-     (the row's values joined as text: the floor any verify pays);
-   * *chain + replay*: ``verify_chain`` with the replay fed in the same pass (what verify does per event);
-   * *full verify*: ``verify_database`` (chain, replay, then every record and subject compared).
+     (the row's values joined as text: the floor any verify pays), in one process;
+   * *chain + replay*: ``verify_chain`` with the replay fed in the same pass (what verify does per
+     event), in one process, and with ``jobs=2``: a worker process checks ranges of the chain while
+     this one replays (``audit.parallel``; what ``ecrf audit verify`` does on a machine with 2 CPUs);
+   * *full verify*: ``verify_database`` (chain, replay, then every record and subject compared), with
+     1 and with 2 processes.
 
+   Wall-clock events/s, and events per CPU second of all the processes (this one and its workers;
+   not the PostgreSQL server's), best of two rounds.
    Targets: chain + replay at least 0.5 of the baseline, and 200,000 events/s on SQLite.
-3. **Memory** (tracemalloc peak) of chain + replay at a quarter of the events and at all of them:
-   flat, since rows are streamed and the replay holds only the current state of the records.
+3. **Memory** (tracemalloc peak, of this process) of chain + replay at a quarter of the events and at
+   all of them, in one process and with a worker, and of what a worker does with a range (here one
+   as long as the log): flat, since rows are streamed and the replay holds only the current state of
+   the records.
 4. **One subject's history** with the full log: ``audit_view.query_events`` filtered by subject
    (first page, 50 events), and the whole page ``/studies/demo/audit?subject=…`` through the app.
    Target: under 50 ms.
@@ -41,8 +48,10 @@ from sqlalchemy import func, insert, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import ReplayState, head, verify_chain  # noqa: E402
-from audit.canonical import hash_values, value_text  # noqa: E402
-from audit.verify import COLUMNS, scan_events  # noqa: E402
+from audit.canonical import GENESIS, hash_values, value_text  # noqa: E402
+from audit.parallel import check_range  # noqa: E402
+from audit.replay import READS  # noqa: E402
+from audit.verify import COLUMNS, head_seq, scan_events  # noqa: E402
 from ecrf.scratch import postgres_answers, postgres_url, scratch_database  # noqa: E402
 from ecrf import audit_view, create_app, migrate  # noqa: E402
 from ecrf.actor import Actor  # noqa: E402
@@ -246,19 +255,41 @@ def read_baseline(connection):
     return count
 
 
-def chain_and_replay(connection):
+def chain_and_replay(connection, jobs=1):
+    """What verify does per event: the chain walk feeding the replay (``jobs`` processes)."""
     state = ReplayState()
-    result = verify_chain(connection, on_event=state.apply)
+    result = verify_chain(connection, on_event=state.apply, jobs=jobs, needs=READS)
     assert result.ok, result.problem
     return result.count
 
 
+def check_whole_log(engine):
+    """What a worker does for each range it is handed (``audit.parallel.check_range``), over the whole
+    log at once: its memory is a worker's, whatever the length of its ranges."""
+    with engine.connect() as conn:
+        head = head_seq(conn)
+        first_prev, result = check_range(conn, 0, head, head)
+    assert result.ok and first_prev == GENESIS, result.problem
+
+
+def full_verify(sessions, jobs):
+    with sessions() as session:
+        report = verify_database(session, jobs=jobs)
+    assert report.ok, report.problem
+    return report
+
+
+def _cpu():
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def timed(fn, *args):
-    """``(value, wall seconds, CPU seconds of this process)``: the CPU time is the steadier figure
-    on a shared machine."""
-    wall, cpu = time.perf_counter(), time.process_time()
+    """``(value, wall seconds, CPU seconds)``; the CPU time of this process and of the worker
+    processes it started (and waited for), the steadier figure on a shared machine."""
+    wall, cpu = time.perf_counter(), _cpu()
     value = fn(*args)
-    return value, time.perf_counter() - wall, time.process_time() - cpu
+    return value, time.perf_counter() - wall, _cpu() - cpu
 
 
 def traced_peak(fn, *args):
@@ -275,20 +306,20 @@ def bench_verify(engine, sessions, rounds=2):
     best = {}
 
     def measure(name, fn, *args):
-        count, wall, cpu = timed(fn, *args)
+        value, wall, cpu = timed(fn, *args)
+        count = value if isinstance(value, int) else value.events  # a count, or a VerifyReport
         old = best.get(name, (0, 0))
         best[name] = (max(old[0], count / wall), max(old[1], count / cpu))
-        return count
+        return value
 
     for _ in range(rounds):
         with engine.connect() as conn:
             count = measure("baseline", read_baseline, conn)
-        with engine.connect() as conn:
-            measure("walk", chain_and_replay, conn)
-    with sessions() as session:
-        report, wall, cpu = timed(verify_database, session)
-    assert report.ok, report.problem
-    best["full"] = (count / wall, count / cpu)
+        for jobs in (1, 2):
+            with engine.connect() as conn:
+                measure(f"walk{jobs}", chain_and_replay, conn, jobs)
+        for jobs in (1, 2):
+            report = measure(f"full{jobs}", full_verify, sessions, jobs)
     return count, report, best
 
 
@@ -349,27 +380,40 @@ def run(kind, events, saves):
             builder = LogBuilder(session)
         bulk_insert(engine, builder.batches(quarter))
         analyze(engine)
-        with engine.connect() as conn:
-            small_peak = traced_peak(chain_and_replay, conn)
+        peaks = {}
+        for jobs in (1, 2):
+            with engine.connect() as conn:
+                peaks[jobs] = [traced_peak(chain_and_replay, conn, jobs)]
+        worker_peaks = [traced_peak(check_whole_log, engine)]
         bulk_insert(engine, builder.batches(events))
         with sessions() as session:
             builder.store_state(session)
         analyze(engine)
         print(f"log filled to {events:,} events in {time.perf_counter() - start:.0f} s", flush=True)
-        with engine.connect() as conn:
-            large_peak = traced_peak(chain_and_replay, conn)
+        for jobs in (1, 2):
+            with engine.connect() as conn:
+                peaks[jobs].append(traced_peak(chain_and_replay, conn, jobs))
+        worker_peaks.append(traced_peak(check_whole_log, engine))
 
+        load = os.getloadavg()[0]
         count, report, best = bench_verify(engine, sessions)
         base_wall, base_cpu = best["baseline"]
-        print(f"verify over {count:,} events ({report.records:,} records, {report.subjects:,} subjects), "
-              f"events/s wall-clock (CPU time) and ratio to the baseline:")
-        for name, label in (("baseline", "baseline (read + sha256)"), ("walk", "chain + replay"),
-                            ("full", "full verify (+ compare)")):
+        print(f"verify over {count:,} events ({report.records:,} records, {report.subjects:,} subjects; "
+              f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after), events/s wall-clock "
+              f"(per CPU second, all processes) and ratio to the baseline:")
+        for name, label in (("baseline", "baseline (read + sha256)"),
+                            ("walk1", "chain + replay, 1 process"), ("walk2", "chain + replay, 2 processes"),
+                            ("full1", "full verify, 1 process"), ("full2", "full verify, 2 processes")):
             wall, cpu = best[name]
-            print(f"  {label:<26} {wall:>9,.0f} ({cpu:>9,.0f})   ratio {wall / base_wall:.2f} "
+            print(f"  {label:<29} {wall:>9,.0f} ({cpu:>9,.0f})   ratio {wall / base_wall:.2f} "
                   f"({cpu / base_cpu:.2f})")
-        print(f"memory (tracemalloc peak, chain + replay): {small_peak / 2**20:.1f} MiB at {quarter:,} events, "
-              f"{large_peak / 2**20:.1f} MiB at {events:,} events", flush=True)
+        for jobs, (small, large) in peaks.items():
+            print(f"memory (tracemalloc peak of this process, chain + replay, {jobs} process{'es' * (jobs > 1)}): "
+                  f"{small / 2**20:.1f} MiB at {quarter:,} events, {large / 2**20:.1f} MiB at {events:,} events",
+                  flush=True)
+        print(f"memory (tracemalloc peak) of a worker's check of one range as long as the log: "
+              f"{worker_peaks[0] / 2**20:.1f} MiB at {quarter:,} events, {worker_peaks[1] / 2**20:.1f} MiB at "
+              f"{events:,} events", flush=True)
 
         median, worst, page_median, page_worst = bench_history(url, sessions)
         print(f"one subject's history with {events:,} events: query {median * 1000:.1f} ms median "

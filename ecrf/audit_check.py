@@ -8,6 +8,9 @@ does not explain.
 
 Everything is read in one snapshot (REPEATABLE READ on PostgreSQL, one read transaction in SQLite's
 WAL mode), so saves committed while verify runs cannot make it report a difference that is not there.
+With ``jobs`` above 1, worker processes check ranges of the chain on their own connections while this
+one replays (``audit.parallel``): they read the events up to the head this snapshot saw, which no
+one can change, and on PostgreSQL they share the snapshot itself.
 """
 import dataclasses
 
@@ -15,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from audit import ReplayState, audit_event, verify_chain
+from audit.replay import READS as REPLAY_READS
 from ecrf.models import FormRecord, FormVersion, Site, Study, Subject
 
 
@@ -37,12 +41,20 @@ class VerifyReport:
         return self.problem is None
 
 
-def verify_database(session, checkpoint=None):
+def verify_database(session, checkpoint=None, jobs=1):
     """Verify the chain (against ``checkpoint`` ``(seq, hash)`` if given) and that it explains the
-    stored form records and subjects; return a VerifyReport naming the first problem."""
+    stored form records and subjects; return a VerifyReport naming the first problem.
+
+    ``jobs`` is how many processes may check the chain: more than one only where other connections
+    see what this session sees (``parallel_possible``); the report is the same either way. Workers
+    see only committed data: a caller holding uncommitted events passes 1 (with more, the workers
+    raise an error on the events they cannot see, never report them missing).
+    """
     connection = _snapshot(session)
     state = ReplayState()
-    chain = verify_chain(connection, against=checkpoint, on_event=state.apply)
+    jobs = jobs if parallel_possible(session.get_bind()) else 1
+    chain = verify_chain(connection, against=checkpoint, on_event=state.apply, jobs=jobs,
+                         needs=REPLAY_READS)
     if not chain.ok:
         return VerifyReport(chain.count, chain.head_seq, chain.head_hash, problem=chain.problem.message,
                             bad_event=chain.problem.seq)
@@ -51,6 +63,17 @@ def verify_database(session, checkpoint=None):
     problem = problem or _compare_signatures(session, state, counts)
     return VerifyReport(chain.count, chain.head_seq, chain.head_hash, counts["records"],
                         counts["subjects"], problem, signatures=counts["signatures"])
+
+
+def parallel_possible(bind):
+    """Whether worker processes on their own connections can verify ``bind``'s log: an engine on a
+    database file or server, not an in-memory database nor a connection whose transaction the caller
+    holds (a test's, rolled back at its end: other connections never see its rows)."""
+    if not isinstance(bind, Engine):
+        return False
+    url = bind.url
+    return not (url.get_backend_name() == "sqlite"
+                and (url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"))
 
 
 def _snapshot(session):

@@ -8,7 +8,6 @@ from sqlalchemy import func, select, update
 from audit import Action, audit_event
 from audit.canonical import GENESIS, HASHED_COLUMNS, event_hash
 from ecrf.audit_check import first_difference, verify_database
-from ecrf.capture.subjects import change_state
 from ecrf.models import FormRecord, Subject
 
 
@@ -21,39 +20,6 @@ def _record_id(db, subject, visit, form, seq=1):
     return db.scalar(select(FormRecord.id).join(Subject).where(
         Subject.key == subject, FormRecord.visit_key == visit, FormRecord.form_key == form,
         FormRecord.seq == seq))
-
-
-@pytest.fixture
-def history(trial, db, actor):
-    """A realistic history written only through the capture services."""
-    trial.enrol("01-001")
-    trial.enrol("02-001", site="02")
-    # Eligibility decides the subject's state: 01-001 enrolled, 02-001 a screen failure.
-    trial.save("01-001", "screening", "ie", {"inc_age": True, "exc_preg": False}, complete=True)
-    trial.save("02-001", "screening", "ie", {"inc_age": False, "exc_preg": False}, complete=True)
-    # Create, then update with a reason, then clear a field, then complete.
-    trial.save("01-001", "baseline", "vitals", {"sbp": 120, "weight": 70.5, "comment": "first"})
-    trial.save("01-001", "baseline", "vitals", {"sbp": 125, "weight": 70.5, "comment": "first"},
-               reason="transcription error")
-    trial.save("01-001", "baseline", "vitals", {"sbp": 125, "weight": 70.5}, reason="comment withdrawn")
-    trial.save("01-001", "baseline", "vitals", {"sbp": 125, "weight": 71, "assessed": "2026-11-02"},
-               complete=True, reason="weighed again")
-    # A repeating group: rows added, edited in place (an empty row filled, a row emptied), removed.
-    samples = [
-        {"tubes": [{"tube": "EDTA", "volume": 4.5}, {}], "symptoms": ["cough"]},
-        {"tubes": [{"tube": "EDTA", "volume": 4.5}, {"tube": "serum"}], "symptoms": ["cough", "fever"]},
-        {"tubes": [{}, {"tube": "serum", "volume": 2}], "symptoms": ["fever"]},
-        {"tubes": [{"tube": "serum", "volume": 2}], "symptoms": [], "taken": "2026-11-02"},
-        {"taken": "2026-11-03"},
-    ]
-    for n, data in enumerate(samples):
-        trial.save("01-001", "baseline", "samples", data, reason=None if n == 0 else f"correction {n}")
-    # Log form entries, one changed later.
-    trial.save("01-001", "", "ae", {"term": "Headache", "grade": 1})
-    trial.save("01-001", "", "ae", {"term": "Nausea"})
-    trial.save("01-001", "", "ae", {"term": "Headache", "grade": 2}, seq=1, reason="worsened")
-    change_state(db, actor, trial.key, "01-001", "withdrawn", "moved abroad")
-    return trial
 
 
 def test_real_saves_replay_exactly(db, history, cli):
