@@ -424,8 +424,15 @@ def audit_verify(ctx, against, jobs):
             checkpoint = parse_checkpoint(against)
         except ValueError:
             raise click.ClickException("--against takes SEQ:HASH as printed by ecrf audit checkpoint") from None
+    jobs = jobs or min(2, os.cpu_count() or 1)
     with user_errors(), ctx.session() as session:
-        report = verify_database(session, checkpoint, jobs=jobs or min(2, os.cpu_count() or 1))
+        try:
+            report = verify_database(session, checkpoint, jobs=jobs)
+        except RuntimeError as exc:  # a worker process failed: no verdict either way
+            if jobs == 1:
+                raise
+            raise click.ClickException(f"audit verify could not finish ({exc}); "
+                                       "--jobs 1 verifies in this process alone") from None
     if report.ok:
         click.echo(f"audit log intact: {report.events} events, head {report.head_seq}:{report.head_hash}; "
                    f"replay reproduces {report.records} form records, {report.subjects} subjects and "

@@ -228,3 +228,18 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(log, monkeypatch):
     monkeypatch.setattr(audit.parallel, "_WORKER", "import sys; sys.stdin.readline(); sys.exit(3)")
     with pytest.raises(RuntimeError, match="exit code 3"):
         log.verify(2)
+
+
+def test_the_cli_says_in_one_line_when_a_worker_fails(log, monkeypatch):
+    from click.testing import CliRunner
+
+    from ecrf.cli import Context, main
+    from ecrf.db import Database
+
+    monkeypatch.setattr(audit.parallel, "_claim", lambda ranges, index: False)
+    monkeypatch.setattr(audit.parallel, "_WORKER", "import sys; sys.stdin.readline(); sys.exit(3)")
+    ctx = Context()
+    ctx._db = Database(log.engine)
+    result = CliRunner().invoke(main, ["audit", "verify", "--jobs", "2"], obj=ctx)
+    assert result.exit_code == 1 and "could not finish" in result.output and "--jobs 1" in result.output
+    assert "Traceback" not in result.output
