@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ecrf.definitions import metaschema
 from ecrf.definitions.model import (FieldDef, FormDef, Site, Study, Visit, code_values, content_hash,
-                                   freeze)
+                                   freeze, ref_target)
 from ecrf.rules import ExpressionError, parse
 
 #: Default largest file accepted (ECRF_MAX_DEFINITION_BYTES overrides it).
@@ -358,21 +358,6 @@ def _walk_schemas(schema, pointer=""):
         yield from _walk_schemas(xecrf["show_if"], f"{pointer}/x-ecrf/show_if")
 
 
-def _resolve_local(doc, ref):
-    if not ref.startswith("#"):
-        return None
-    target = doc
-    for token in ref[1:].split("/")[1:] if ref != "#" else []:
-        token = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(target, dict) and token in target:
-            target = target[token]
-        elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-            target = target[int(token)]
-        else:
-            return None
-    return target
-
-
 def _check_refs(name, doc, problems):
     """Only local ``$ref``s to existing places, and none that leads back to itself."""
     refs, shown = {}, {}
@@ -387,7 +372,7 @@ def _check_refs(name, doc, problems):
                          f"{ref!r} leaves the file: only local references such as #/$defs/x are allowed")
             continue
         if ref == "#" or ref.startswith("#/"):
-            target = ref[1:] if _resolve_local(doc, ref) is not None else None
+            target = ref[1:] if ref_target(doc, ref) is not None else None
         else:  # "#name" names an $anchor, not a JSON pointer
             target = anchors.get(ref[1:])
         if target is None:

@@ -3,6 +3,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from types import MappingProxyType
 
 
@@ -29,6 +30,38 @@ def code_values(schema):
     else:
         return None
     return [v if isinstance(v, str) else json.dumps(v) for v in values]
+
+
+#: Keywords whose argument is data, not a schema: an "$anchor" in there declares nothing.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "x-ecrf", "required",
+                            "dependentRequired"})
+
+
+def ref_target(root, ref):
+    """The schema a local ``$ref`` names in ``root``: ``#``, a JSON pointer (``#/$defs/yn``) or an
+    ``$anchor`` name (``#yn``); None when it names nothing or leaves the file."""
+    if ref == "#" or ref.startswith("#/"):
+        target = root
+        for token in ref[2:].split("/") if ref != "#" else ():
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, Mapping) and token in target:
+                target = target[token]
+            elif isinstance(target, (list, tuple)) and token.isdigit() and int(token) < len(target):
+                target = target[int(token)]
+            else:
+                return None
+        return target
+    if ref.startswith("#") and len(ref) > 1:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Mapping):
+                if node.get("$anchor") == ref[1:]:
+                    return node
+                stack.extend(value for key, value in node.items() if key not in _DATA_KEYWORDS)
+            elif isinstance(node, (list, tuple)):
+                stack.extend(node)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

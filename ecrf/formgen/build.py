@@ -17,7 +17,7 @@ import threading
 
 from wtforms import Form
 
-from ecrf.definitions.model import thaw
+from ecrf.definitions.model import ref_target, thaw
 from ecrf.formgen import fieldtypes
 from ecrf.rules.expression import parse
 
@@ -155,46 +155,11 @@ class FormLayout:
 
 # --- resolving schemas ----------------------------------------------------------------------------
 
-def _pointer_target(root, ref):
-    if ref == "#":
-        return root
-    if ref.startswith("#/"):
-        target = root
-        for token in ref[2:].split("/"):
-            token = token.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, dict) and token in target:
-                target = target[token]
-            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-                target = target[int(token)]
-            else:
-                return None
-        return target
-    if ref.startswith("#"):
-        return _find_anchor(root, ref[1:])
-    return None
-
-
-def _find_anchor(schema, anchor):
-    if isinstance(schema, dict):
-        if schema.get("$anchor") == anchor:
-            return schema
-        values = schema.values()
-    elif isinstance(schema, list):
-        values = schema
-    else:
-        return None
-    for value in values:
-        found = _find_anchor(value, anchor)
-        if found is not None:
-            return found
-    return None
-
-
 def resolve(schema, root, depth=0):
     """``schema`` with a local ``$ref`` merged in (its own keywords win), followed up to 20 times."""
     if not isinstance(schema, dict) or "$ref" not in schema or depth > 20:
         return schema
-    target = _pointer_target(root, schema["$ref"])
+    target = ref_target(root, schema["$ref"])
     if not isinstance(target, dict):
         return {k: v for k, v in schema.items() if k != "$ref"}
     merged = dict(resolve(target, root, depth + 1))

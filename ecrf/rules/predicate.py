@@ -19,6 +19,8 @@ try:  # jsonschema's own uniqueItems test, so both answer alike; without it uniq
 except ImportError:  # pragma: no cover
     uniq = None
 
+from ecrf.definitions.model import ref_target
+
 #: Keywords that never change whether an instance is valid.
 ANNOTATIONS = frozenset({"title", "description", "$comment", "default", "examples", "readOnly",
                          "writeOnly", "deprecated", "x-ecrf", "$schema", "then", "else", "$defs",
@@ -169,7 +171,7 @@ class _Compiler:
                 return lambda v: any(t(v) for t in subs)
             return lambda v: sum(1 for t in subs if t(v)) == 1
         if key == "$ref" and isinstance(arg, str):
-            target = self.resolve(arg)
+            target = ref_target(self.root, arg)
             if target is None or (arg, relax) in self.following:
                 return None
             self.following.add((arg, relax))
@@ -185,41 +187,6 @@ class _Compiler:
                 return None
             return lambda v: then(v) if condition(v) else otherwise(v)
         return None
-
-    def resolve(self, ref):
-        """The schema a local ``$ref`` names (``#``, ``#/json/pointer`` or ``#anchor``), or None."""
-        if ref == "#" or ref.startswith("#/"):
-            target = self.root
-            for token in ref[2:].split("/") if ref != "#" else ():
-                token = token.replace("~1", "/").replace("~0", "~")
-                if isinstance(target, dict) and token in target:
-                    target = target[token]
-                elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-                    target = target[int(token)]
-                else:
-                    return None
-            return target
-        if ref.startswith("#") and len(ref) > 1:
-            return _anchored(self.root, ref[1:])
-        return None
-
-
-#: Keywords whose argument is data, not a schema: an "$anchor" in there declares nothing.
-_VALUES = frozenset({"const", "enum", "default", "examples", "x-ecrf", "required", "dependentRequired"})
-
-
-def _anchored(schema, name):
-    """The subschema of ``schema`` declaring ``"$anchor": name``, or None."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node.get("$anchor") == name:
-                return node
-            stack.extend(value for key, value in node.items() if key not in _VALUES)
-        elif isinstance(node, list):
-            stack.extend(node)
-    return None
 
 
 def _always(_value):
