@@ -128,3 +128,22 @@ def test_subject_review_page(trial, client, login_as, db):
     page = client.get("/studies/revw/subjects/01-001/review").get_data(as_text=True)
     assert "1 open and 0 answered" in page and "Sign the casebook" in page and "Sign Baseline" in page
     assert client.get("/studies/revw/subjects/02-001/review").status_code == 404
+
+
+def test_a_data_manager_locks_and_unlocks_a_form_and_a_subject_from_their_review_pages(
+        trial, client, login_as, db, post):
+    record = trial.save("01-001", "week4", "vitals", {"sbp": 120, "assessed": "2026-11-02"})
+    login_as("dm")
+    for page, target, lock_label, unlock_label in (
+            (f"/studies/revw/records/{record.id}", f"/studies/revw/records/{record.id}",
+             "Lock this form", "Unlock this form"),
+            ("/studies/revw/subjects/01-001/review", "/studies/revw/subjects/01-001",
+             "Lock this subject", "Unlock (subject lock)")):
+        html = client.get(page).get_data(as_text=True)
+        assert f'action="{target}/lock"' in html and lock_label in html and unlock_label not in html
+        assert post(page, f"{target}/lock", {"reason": "monitoring visit"}).status_code == 302
+        assert status.record_status(db, record) == "locked"
+        html = client.get(page).get_data(as_text=True)
+        assert f'action="{target}/unlock"' in html and unlock_label in html and "monitoring visit" in html
+        assert post(page, f"{target}/unlock", {"reason": "query to resolve"}).status_code == 302
+        assert status.record_status(db, record) != "locked"
