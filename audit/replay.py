@@ -17,6 +17,9 @@ The events a writer emits, and what replay does with them:
 * ``sign`` whose ``new`` is ``{"signature": id, "records": [ids], "hash", ...}`` (ecrf.review):
   the signature, with a copy of the signed records as the log had them at that moment, so the
   caller can recompute the signed hash from the log alone.
+* ``report_generated`` with a ``field``: what the log recorded of an issued document (an SAE report
+  ``/sae-reports/<number>/<version>``, its receipt ``.../received``; ecrf.reports.issued), by study
+  and field, so the caller can prove the stored documents are the ones issued.
 
 Rows are sequences of the stored columns in ``EVENT_COLUMNS`` order (database rows as the audit
 queries select them, or plain tuples); replay reads them by position, since verify feeds it every
@@ -85,6 +88,16 @@ class ReplayedSignature:
 
 
 @dataclasses.dataclass(slots=True)
+class ReplayedDocument:
+    #: The event's value, actor, number, (study, site, subject, visit, form) and record.
+    value: object
+    actor_id: int | None
+    seq: int
+    place: tuple
+    record: int | None
+
+
+@dataclasses.dataclass(slots=True)
 class ReplayedSubject:
     state: object
     site: str | None
@@ -96,6 +109,7 @@ _RECORD_ACTIONS = frozenset(str(a) for a in (Action.CREATE, Action.UPDATE, Actio
 _SUBJECT_ACTIONS = frozenset(str(a) for a in (Action.ENROL, Action.SUBJECT_STATE, Action.WITHDRAW))
 _STATUS = str(Action.STATUS)
 _SIGN = str(Action.SIGN)
+_REPORT = str(Action.REPORT)
 _MISSING = str(Action.MISSING)
 _loads = json.loads
 
@@ -118,6 +132,7 @@ class ReplayState:
     records: dict = dataclasses.field(default_factory=dict)   # record id -> RecordState
     subjects: dict = dataclasses.field(default_factory=dict)  # (study, subject) -> ReplayedSubject
     signatures: dict = dataclasses.field(default_factory=dict)  # signature id -> ReplayedSignature
+    documents: dict = dataclasses.field(default_factory=dict)  # (study, field) -> ReplayedDocument
 
     def apply(self, row):
         """Apply one stored event (a row in EVENT_COLUMNS order)."""
@@ -161,6 +176,9 @@ class ReplayState:
                 load_value(row[_NEW]), row[_SITE], row[_SEQ])
         elif action == _SIGN and row[_NEW] is not None:
             self._sign(row)
+        elif action == _REPORT and row[_FIELD] is not None:
+            self.documents[(row[_STUDY], row[_FIELD])] = ReplayedDocument(
+                load_value(row[_NEW]), row[_ACTOR], row[_SEQ], tuple(row[_PLACE]), row[_RECORD])
 
     def _sign(self, row):
         """A signature (ecrf.review.signatures) and the signed records as the log has them now."""

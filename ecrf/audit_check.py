@@ -1,10 +1,14 @@
-"""``ecrf audit verify``: the chain is intact and replaying it reproduces every stored value.
+"""``ecrf audit verify``: the chain is intact, replaying it reproduces every stored value, every
+issued document is the one the log recorded, and the database still refuses to change history.
 
 One pass over the log checks each event's links and hash and feeds it to the replay; the replayed
 state is then compared with every form record and subject in the database (records in id order,
-then subjects), and the log is checked for records and subjects the database no longer holds. The
-first difference is named: an event number for a broken chain, a record or subject for data the log
-does not explain.
+then subjects), with every e-signature, and with every issued SAE report (its PDF's sha256
+recomputed) and receipt (``ecrf.reports.issued``); the log is checked for any of these the database
+no longer holds. The first difference of each kind is named: an event number for a broken chain, a
+record, subject, signature, report or receipt for data the log does not explain. Last, every trigger
+the append-only list declares (``ecrf.models.append_only``) must be in place, and each missing,
+disabled or replaced one is named.
 
 Everything is read in one snapshot (REPEATABLE READ on PostgreSQL, one read transaction in SQLite's
 WAL mode), so saves committed while verify runs cannot make it report a difference that is not there.
@@ -18,8 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from audit import ReplayState, audit_event, verify_chain
+from audit.ddl import trigger_problems
 from audit.replay import READS as REPLAY_READS
 from ecrf.models import FormRecord, FormVersion, Site, Study, Subject
+from ecrf.models.append_only import APPEND_ONLY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,40 +35,60 @@ class VerifyReport:
     head_hash: str
     records: int = 0
     subjects: int = 0
-    problem: str | None = None
+    #: Every problem found: the first of each kind of data (or the broken chain), then each
+    #: append-only trigger that is not in place.
+    problems: tuple = ()
     #: The first bad event, when the chain itself is broken.
     bad_event: int | None = None
     #: E-signatures proven: each matches its sign event, and the data the log held at that moment
     #: hashes to the signed hash.
     signatures: int = 0
+    #: Issued SAE reports and receipts proven against their events.
+    reports: int = 0
+    receipts: int = 0
+    #: Append-only triggers checked.
+    triggers: int = 0
 
     @property
     def ok(self):
-        return self.problem is None
+        return not self.problems
+
+    @property
+    def problem(self):
+        """The first problem, or None."""
+        return self.problems[0] if self.problems else None
 
 
 def verify_database(session, checkpoint=None, jobs=1):
-    """Verify the chain (against ``checkpoint`` ``(seq, hash)`` if given) and that it explains the
-    stored form records and subjects; return a VerifyReport naming the first problem.
+    """Verify the chain (against ``checkpoint`` ``(seq, hash)`` if given), that it explains the
+    stored form records, subjects, signatures and issued documents, and that the append-only
+    triggers are in place; return a VerifyReport naming the problems.
 
     ``jobs`` is how many processes may check the chain: more than one only where other connections
     see what this session sees (``parallel_possible``); the report is the same either way. Workers
     see only committed data: a caller holding uncommitted events passes 1 (with more, the workers
     raise an error on the events they cannot see, never report them missing).
     """
+    from ecrf.reports.issued import compare_issued
+
     connection = _snapshot(session)
     state = ReplayState()
     jobs = jobs if parallel_possible(session.get_bind()) else 1
     chain = verify_chain(connection, against=checkpoint, on_event=state.apply, jobs=jobs,
                          needs=REPLAY_READS)
+    triggers = trigger_problems(connection, APPEND_ONLY)
+    checked = sum(len(table.trigger_sql(connection.dialect.name)) for table in APPEND_ONLY)
     if not chain.ok:
-        return VerifyReport(chain.count, chain.head_seq, chain.head_hash, problem=chain.problem.message,
-                            bad_event=chain.problem.seq)
-    counts = {"records": 0, "subjects": 0, "signatures": 0}
-    problem = _compare_records(session, state, counts) or _compare_subjects(session, state, counts)
-    problem = problem or _compare_signatures(session, state, counts)
-    return VerifyReport(chain.count, chain.head_seq, chain.head_hash, counts["records"],
-                        counts["subjects"], problem, signatures=counts["signatures"])
+        return VerifyReport(chain.count, chain.head_seq, chain.head_hash,
+                            problems=(chain.problem.message, *triggers), bad_event=chain.problem.seq,
+                            triggers=checked)
+    counts = {"records": 0, "subjects": 0, "signatures": 0, "reports": 0, "receipts": 0}
+    problems = (_compare_records(session, state, counts), _compare_subjects(session, state, counts),
+                _compare_signatures(session, state, counts), compare_issued(session, state.documents, counts))
+    return VerifyReport(chain.count, chain.head_seq, chain.head_hash, counts["records"], counts["subjects"],
+                        (*(p for p in problems if p is not None), *triggers),
+                        signatures=counts["signatures"], reports=counts["reports"],
+                        receipts=counts["receipts"], triggers=checked)
 
 
 def parallel_possible(bind):

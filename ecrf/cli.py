@@ -412,7 +412,8 @@ def audit_group():
                    "database is always verified in one].")
 @pass_ctx
 def audit_verify(ctx, against, jobs):
-    """Prove the chain intact and that replaying it reproduces the stored data."""
+    """Prove the chain intact, that replaying it reproduces the stored data, that every issued SAE
+    report and receipt is as issued, and that the append-only triggers are in place."""
     import os
 
     from audit import parse_checkpoint
@@ -436,9 +437,11 @@ def audit_verify(ctx, against, jobs):
     if report.ok:
         click.echo(f"audit log intact: {report.events} events, head {report.head_seq}:{report.head_hash}; "
                    f"replay reproduces {report.records} form records, {report.subjects} subjects and "
-                   f"{report.signatures} signatures")
+                   f"{report.signatures} signatures; {report.reports} SAE reports and {report.receipts} "
+                   f"receipts are as issued; {report.triggers} append-only triggers in place")
         return
-    click.echo(f"audit verify FAILED: {report.problem}", err=True)
+    for problem in report.problems:
+        click.echo(f"audit verify FAILED: {problem}", err=True)
     sys.exit(1)
 
 

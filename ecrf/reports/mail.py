@@ -10,6 +10,7 @@ import ssl
 
 from audit import Action, append
 from ecrf.db import write_transaction
+from ecrf.reports.issued import report_field
 from ecrf.reports.service import report_pdf
 
 
@@ -82,7 +83,7 @@ def deliver_sae_report(session, actor, report, settings):
         append(session.connection(), actor.event(
             Action.REPORT, study=report.content["study"]["key"], site=report.site.key,
             subject=report.subject.key, form=report.record.form_key, record=report.record_id,
-            field=f"/sae-reports/{report.number}/{report.version}/email",
+            field=f"{report_field(report.number, report.version)}/email",
             new={"to": list(recipients), "status": status, "sha256": report.sha256}))
     return Delivery(recipients, status)
 

@@ -3,7 +3,8 @@
 Each writing service runs in one ``write_transaction`` that stores its row and appends its audit
 event together. An issued report is never changed: a new report on the same adverse event is a
 follow-up, a new version whose content lists what changed since the previous version; the tables
-refuse UPDATE and DELETE (migration 0002). Permission checks belong to the callers (pages, API, CLI)
+are append-only (``ecrf.models.append_only``), and ``ecrf audit verify`` proves every stored report
+and receipt against its event (``ecrf.reports.issued``). Permission checks belong to the callers (pages, API, CLI)
 through ``ecrf.auth.permissions``, as for every service.
 """
 import dataclasses
@@ -17,7 +18,7 @@ from ecrf.capture.service import get_record, get_subject
 from ecrf.db import utcnow, write_transaction
 from ecrf.errors import Conflict, NotFound
 from ecrf.models import FormRecord, SaeReceipt, SaeReport, Study, Subject, User
-from ecrf.reports import sae
+from ecrf.reports import issued, sae
 from ecrf.reports.pdf import render_pdf
 from ecrf.studies import definition, get_study
 
@@ -136,9 +137,7 @@ def issue_sae_report(session, actor, study_key, subject_key, form_key, seq, now=
         append(session.connection(), actor.event(
             Action.REPORT, study=ae.study.key, site=subject.site.key, subject=subject.key,
             form=record.form_key, form_version=record.form_version.label, record=record.id,
-            field=f"/sae-reports/{number}/{version}",
-            new={"number": number, "version": version, "type": report.report_type,
-                 "sha256": digest, "pages": rendered.pages, "bytes": len(rendered.data)}))
+            field=issued.report_field(number, version), new=issued.issued_value(report, rendered.data)))
     return report
 
 
@@ -175,7 +174,7 @@ def mark_received(session, actor, study_key, number, version):
         append(session.connection(), actor.event(
             Action.REPORT, study=study.key, site=report.site.key, subject=report.subject.key,
             form=report.record.form_key, record=report.record_id,
-            field=f"/sae-reports/{number}/{version}/received", new=receipt.received_at.isoformat()))
+            field=issued.receipt_field(number, version), new=issued.received_value(receipt)))
     return receipt
 
 

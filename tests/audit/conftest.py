@@ -13,6 +13,7 @@ from ecrf.audit_check import verify_database
 from ecrf.capture.service import enrol_subject, save_form
 from ecrf.capture.subjects import change_state
 from ecrf.db import make_engine, make_session_factory
+from ecrf.models.append_only import APPEND_ONLY
 from ecrf.definitions import load_study as load_study_folder
 from ecrf.definitions.publish import publish_study
 
@@ -100,8 +101,14 @@ class Attacker:
     def __init__(self, connection):
         self.connection = connection
 
-    def drop_triggers(self):
-        for statement in ddl.drop_statements(self.connection.dialect.name):
+    def drop_triggers(self, tables=APPEND_ONLY):
+        """Drop the append-only triggers of ``tables`` (every declared table by default)."""
+        for statement in ddl.drop_statements(self.connection.dialect.name, tables):
+            self.connection.execute(text(statement))
+
+    def restore_triggers(self, tables=APPEND_ONLY):
+        """Put the triggers back as declared, as a careful forger would."""
+        for statement in ddl.create_statements(self.connection.dialect.name, tables):
             self.connection.execute(text(statement))
 
     def update(self, seq, **values):

@@ -29,7 +29,8 @@ def test_real_saves_replay_exactly(db, history, cli):
     code, output = _verify(cli)
     assert code == 0, output
     assert re.search(r"audit log intact: \d+ events, head \d+:[0-9a-f]{64}; replay reproduces 6 form "
-                     r"records, 2 subjects and 0 signatures", output)
+                     r"records, 2 subjects and 0 signatures; 0 SAE reports and 0 receipts are as issued; "
+                     r"\d+ append-only triggers in place", output)
 
 
 def test_empty_log_verifies(cli):
@@ -178,6 +179,7 @@ def test_rewritten_history_passes_the_chain_but_not_the_checkpoint(history, atta
         row["hash"] = event_hash(row)
         attacker.update(seq, reason=row["reason"], prev_hash=row["prev_hash"], hash=row["hash"])
         prev = row["hash"]
+    attacker.restore_triggers()
     assert _verify(cli)[0] == 0  # the chain alone cannot tell
     code, output = _verify(cli, "--against", checkpoint)
     assert code == 1

@@ -175,6 +175,7 @@ def test_rewritten_history_fails_its_checkpoint(log, mode):
             row["prev_hash"] = prev
             row["hash"] = prev = event_hash(row)
             attacker.update(seq, reason=row["reason"], prev_hash=row["prev_hash"], hash=row["hash"])
+        attacker.restore_triggers()
 
     log.tamper(rewrite)
     assert _same_as_one_process(log).ok  # the chain alone cannot tell

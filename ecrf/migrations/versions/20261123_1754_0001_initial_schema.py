@@ -61,7 +61,7 @@ def upgrade():
         batch_op.create_index('ix_audit_event_study_subject', ['study', 'subject', 'seq'], unique=False)
         batch_op.create_index('ix_audit_event_ts', ['ts'], unique=False)
     # History cannot be edited: the database itself refuses UPDATE and DELETE on the audit log.
-    for statement in ddl.create_statements(op.get_bind().dialect.name):
+    for statement in ddl.initial_statements(op.get_bind().dialect.name):
         op.execute(statement)
 
     op.create_table('form_version',
@@ -175,7 +175,7 @@ def upgrade():
 
 
 def downgrade():
-    for statement in ddl.drop_statements(op.get_bind().dialect.name):
+    for statement in ddl.drop_initial_statements(op.get_bind().dialect.name):
         op.execute(statement)
     op.drop_table('form_record')
     op.drop_table('subject')

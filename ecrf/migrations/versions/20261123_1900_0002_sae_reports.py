@@ -11,31 +11,14 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from audit import ddl
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql")
-TABLES = ("sae_report", "sae_receipt")
-
-
-def _triggers(dialect):
-    if dialect == "postgresql":
-        yield """CREATE OR REPLACE FUNCTION sae_report_refuse_change() RETURNS trigger AS $$
-                 BEGIN
-                   RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
-                 END; $$ LANGUAGE plpgsql"""
-        for table in TABLES:
-            yield (f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
-                   "FOR EACH ROW EXECUTE FUNCTION sae_report_refuse_change()")
-            yield (f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                   "FOR EACH STATEMENT EXECUTE FUNCTION sae_report_refuse_change()")
-    else:
-        for table in TABLES:
-            for operation in ("UPDATE", "DELETE"):
-                yield (f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-                       f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused'); END")
 
 
 def upgrade():
@@ -87,7 +70,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sae_receipt")),
         sa.UniqueConstraint("report_id", name=op.f("uq_sae_receipt_report_id")),
     )
-    for statement in _triggers(op.get_bind().dialect.name):
+    for statement in ddl.sae_statements(op.get_bind().dialect.name):
         op.execute(statement)
 
 
