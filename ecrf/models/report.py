@@ -1,6 +1,7 @@
-"""Issued SAE reports and their receipt by the sponsor. Both tables are append-only: database
-triggers (migration 0002) refuse UPDATE and DELETE, so an issued report can never be overwritten;
-a change to the adverse event is reported as a new version (a follow-up)."""
+"""Issued SAE reports and their receipt by the sponsor. Both tables are append-only
+(``ecrf.models.append_only``): database triggers refuse UPDATE, DELETE and REPLACE, so an issued report
+can never be overwritten; a change to the adverse event is reported as a new version (a follow-up).
+``ecrf audit verify`` proves each stored report and receipt against its event (``ecrf.reports.issued``)."""
 import datetime as dt
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint

@@ -91,7 +91,8 @@ class Signature(Base):
     """An electronic signature (21 CFR 11.50, 11.200) over a form, a visit or a casebook.
 
     Valid while the records it names still hash to ``data_hash`` (``ecrf.review.signatures``);
-    there is no validity flag to go stale. Never deleted; signing again adds a row.
+    there is no validity flag to go stale. Never changed or deleted (the table is append-only,
+    ``ecrf.models.append_only``); signing again adds a row.
     """
 
     __tablename__ = "signature"
