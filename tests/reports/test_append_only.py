@@ -16,16 +16,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from audit import ddl
+from audit.event import RequestContext
 from ecrf import create_app
 from ecrf.actor import Actor
 from ecrf.audit_check import verify_database
 from ecrf.db import Database, make_engine, make_session_factory
 from ecrf.migrate import target_metadata
-from ecrf.models import SaeReceipt, SaeReport, Signature, User
+from ecrf.models import SaeReceipt
 from ecrf.models.append_only import APPEND_ONLY, declared
 from ecrf.reports import service
 from ecrf.review import signatures
-from audit.event import RequestContext
 
 #: For each append-only table, a column a forger would change and the forged value.
 FORGED = {
@@ -51,7 +51,7 @@ def db(committed):
 
 
 @pytest.fixture
-def issued(db, actor, sae_study, site_subject, make_user, quick_pdf, kit):
+def issued(db, sae_study, site_subject, make_user, quick_pdf, kit):
     """A row in every append-only table: an issued SAE report, its receipt, a signature, their events."""
     sae_study()
     doc = make_user("doc", "investigator", "saetest")
