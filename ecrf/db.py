@@ -13,6 +13,7 @@ that default) is invalidated with the whole pool, so no worker keeps a broken co
 """
 import contextlib
 import datetime as dt
+import os
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
@@ -85,6 +86,8 @@ def make_engine(url, *, lock_timeout=DEFAULT_LOCK_TIMEOUT, connect_timeout=DEFAU
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, lock_timeout)
     event.listen(engine, "handle_error", _invalidate_broken_connections)
+    event.listen(engine, "connect", _note_read_only)
+    event.listen(engine, "checkin", _drop_if_read_only)
     return engine
 
 
@@ -151,6 +154,32 @@ def database_unavailable(exc):
         return sqlstate in _PG_UNAVAILABLE or sqlstate[:2] in _PG_UNAVAILABLE_CLASSES
     # A PostgreSQL connection that could not be made at all carries no SQLSTATE.
     return type(error).__name__ == "OperationalError" and type(error).__module__.startswith("psycopg")
+
+
+def _note_read_only(dbapi_connection, record):
+    """Remember whether a new connection was opened while the database was read-only: a SQLite file
+    opened then stays read-only, and a PostgreSQL session keeps default_transaction_read_only (or
+    the standby it reached), for the connection's whole life."""
+    if hasattr(dbapi_connection, "info") and hasattr(dbapi_connection.info, "parameter_status"):
+        status = dbapi_connection.info.parameter_status
+        read_only = "on" in (status("default_transaction_read_only"), status("in_hot_standby"))
+    else:
+        path = _sqlite_file(dbapi_connection)
+        read_only = path is not None and os.path.exists(path) and not os.access(path, os.W_OK)
+    record.info["ecrf_read_only"] = read_only
+
+
+def _sqlite_file(dbapi_connection):
+    """The file of a SQLite connection's main database (None in memory)."""
+    row = next((r for r in dbapi_connection.execute("PRAGMA database_list") if r[1] == "main"), None)
+    return row[2] if row and row[2] else None
+
+
+def _drop_if_read_only(_dbapi_connection, record):
+    """``checkin``: a connection opened read-only serves its one request and is then closed, so
+    that the first request after the database becomes writable again gets a writable connection."""
+    if record.info.get("ecrf_read_only"):
+        record.invalidate()
 
 
 def error_summary(exc):
