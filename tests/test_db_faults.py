@@ -213,20 +213,21 @@ def test_sqlite_full_disk_is_a_503_then_recovers_when_space_is_freed(small_disk,
 
 # --- PostgreSQL ------------------------------------------------------------------------------------
 
-def _admin(url):
-    return make_engine(make_url(url).set(database="postgres").render_as_string(hide_password=False),
-                       isolation_level="AUTOCOMMIT")
+def _as_admin(url, sql, **params):
+    """Run one statement on the server of ``url`` from an administrator's connection of its own."""
+    admin = make_engine(make_url(url).set(database="postgres").render_as_string(hide_password=False),
+                        isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            result = conn.execute(text(sql), params)
+            return result.scalar() if result.returns_rows else None
+    finally:
+        admin.dispose()
 
 
 def _terminate_app_connections(url):
-    admin = _admin(url)
-    try:
-        with admin.connect() as conn:
-            return conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                     "WHERE datname = :db AND pid <> pg_backend_pid()"),
-                                {"db": make_url(url).database}).scalar()
-    finally:
-        admin.dispose()
+    return _as_admin(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = :db AND pid <> pg_backend_pid()", db=make_url(url).database)
 
 
 def test_postgres_connections_cut_between_requests_cost_no_request(live, backend):
@@ -242,14 +243,8 @@ def test_postgres_connections_cut_between_requests_cost_no_request(live, backend
 
 
 def _set_read_only(url, on):
-    admin = _admin(url)
-    value = "on" if on else "off"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{make_url(url).database}" '
-                              f"SET default_transaction_read_only = {value}"))
-    finally:
-        admin.dispose()
+    _as_admin(url, f'ALTER DATABASE "{make_url(url).database}" '
+                   f"SET default_transaction_read_only = {'on' if on else 'off'}")
 
 
 def test_postgres_read_only_database_is_a_503_and_no_session_stays_read_only(live, backend):
