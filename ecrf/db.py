@@ -7,9 +7,10 @@ first statement: that is what serialises audit appends on SQLite (``write_transa
 
 When the database misbehaves (down, locked past the lock timeout, read-only, full) the error is
 classed by ``database_unavailable`` (pages answer 503, the CLI one line), and the engine recovers by
-itself: the pool pings a connection before lending it, and a connection that an error leaves unusable
-(a SQLite file opened while read-only stays read-only; a PostgreSQL session started read-only keeps
-that default) is invalidated with the whole pool, so no worker keeps a broken connection.
+itself: the pool pings a connection before lending it; an error that leaves connections unusable (a
+SQLite file opened while read-only stays read-only; a PostgreSQL session started read-only keeps that
+default) invalidates the whole pool; and a connection opened while the database was read-only serves
+one request and is closed. No worker keeps a broken connection, and no retry is made by hand.
 """
 import contextlib
 import datetime as dt
