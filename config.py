@@ -11,6 +11,10 @@ ECRF_ENV                       ``production`` | ``development`` | ``testing`` (p
 ECRF_INSTANCE_PATH             folder for the SQLite file and the demo's secret key (./instance)
 ECRF_DATABASE_URL              SQLAlchemy URL (sqlite:///<instance>/ecrf.sqlite3); PostgreSQL
                                as postgresql+psycopg://user@host/db
+ECRF_DB_LOCK_TIMEOUT_SECONDS   how long a statement waits for a database lock before the request
+                               answers 503 "try again" (SQLite busy_timeout, PostgreSQL lock_timeout)
+                               (30)
+ECRF_DB_CONNECT_TIMEOUT_SECONDS  how long to wait for PostgreSQL to accept a connection (10)
 ECRF_SECRET_KEY                session and CSRF signing key; required in production
 ECRF_FORMS_PATH                folder of study folders loaded by ``ecrf demo`` (the bundled forms/)
 ECRF_MAX_DEFINITION_BYTES      largest study or form file accepted (1048576)
@@ -50,6 +54,8 @@ def from_environ(environ=None):
         "ECRF_ENV": mode,
         "INSTANCE_PATH": str(instance),
         "DATABASE_URL": env.get("ECRF_DATABASE_URL") or f"sqlite:///{instance / 'ecrf.sqlite3'}",
+        "DB_LOCK_TIMEOUT_SECONDS": float(env.get("ECRF_DB_LOCK_TIMEOUT_SECONDS") or 30),
+        "DB_CONNECT_TIMEOUT_SECONDS": float(env.get("ECRF_DB_CONNECT_TIMEOUT_SECONDS") or 10),
         "SECRET_KEY": env.get("ECRF_SECRET_KEY") or None,
         "FORMS_PATH": env.get("ECRF_FORMS_PATH") or None,
         "MAX_DEFINITION_BYTES": int(env.get("ECRF_MAX_DEFINITION_BYTES") or 1024 * 1024),

@@ -31,6 +31,12 @@ def _secret_key(settings):
     return secrets.token_hex(32)
 
 
+def database_options(settings):
+    """The engine options the settings give (lock and connect timeouts)."""
+    return {"lock_timeout": settings["DB_LOCK_TIMEOUT_SECONDS"],
+            "connect_timeout": settings["DB_CONNECT_TIMEOUT_SECONDS"]}
+
+
 def create_app(config=None):
     """The application; ``config`` overrides settings (tests pass DATABASE_URL or DATABASE_BIND)."""
     from ecrf import web
@@ -52,6 +58,6 @@ def create_app(config=None):
         WTF_CSRF_TIME_LIMIT=None,
         TESTING=settings["ECRF_ENV"] == "testing",
     )
-    Database(settings.get("DATABASE_BIND") or settings["DATABASE_URL"]).init_app(app)
+    Database(settings.get("DATABASE_BIND") or settings["DATABASE_URL"], **database_options(settings)).init_app(app)
     web.init_app(app)
     return app

@@ -28,12 +28,13 @@ class Context:
     @property
     def db(self):
         if self._db is None:
+            from ecrf import database_options
             from ecrf.db import Database
 
             url = self.settings["DATABASE_URL"]
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._db = Database(url)
+            self._db = Database(url, **database_options(self.settings))
         return self._db
 
     @contextlib.contextmanager
@@ -51,8 +52,10 @@ pass_ctx = click.make_pass_decorator(Context, ensure=True)
 @contextlib.contextmanager
 def user_errors():
     """Turn the errors a user can cause into a one-line message and exit code 1."""
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    from ecrf.db import database_unavailable, error_summary
     from ecrf.errors import EcrfError
     from ecrf.settings import ConfigurationError
 
@@ -62,10 +65,14 @@ def user_errors():
         raise click.ClickException(str(exc)) from None
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
-    except (OperationalError, ProgrammingError) as exc:
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    except (DBAPIError, PoolTimeout) as exc:
+        if database_unavailable(exc):
+            raise click.ClickException(
+                f"the database is not available ({error_summary(exc)}); nothing was saved, try again") from None
+        if not isinstance(exc, (OperationalError, ProgrammingError)):
+            raise
         raise click.ClickException(
-            f"database error: {first} (is the database reachable and initialised? run ecrf init-db)") from None
+            f"database error: {error_summary(exc)} (is the database reachable and initialised? run ecrf init-db)") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

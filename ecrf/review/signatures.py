@@ -6,6 +6,12 @@ exact data signed by a hash over the signed records' content. Whether it is stil
 the records it covers, as stored now, must hash to the same value. A later change to signed data
 therefore invalidates it at once and visibly, with nothing to update and nothing that can go stale.
 ``ecrf audit verify`` proves each signature against the log (``ecrf.audit_check``).
+
+Only complete data is signed, by one rule for every scope: each form the scope expects must have a
+complete record. A form expects its own record; a visit expects every form of the visit; a casebook
+expects every form of every visit the subject has reached (a visit date entered, or any data in
+it) and every log entry made. ``unsigned_forms`` names what is missing, so the page can show it
+before anyone types a password, and ``sign`` refuses (409) while anything is.
 """
 import dataclasses
 import enum
@@ -105,7 +111,7 @@ def sign(session, actor, study_key, subject_key, scope, password, *, record_id=N
                     FormRecord.subject_id == subject.id, FormRecord.visit_key == visit_key)):
                 raise NotFound(f"no visit {visit_key!r}")
         records = records_in_scope(session, subject, scope, record, visit_key)
-        _check_signable(scope, records, definition(study).visit(visit_key) if scope == Scope.VISIT else None)
+        _check_signable(session, study, subject, scope, records, visit_key)
         ids = [r.id for r in records]
         digest = content_hash(_entries(records))
         row = Signature(study_id=study.id, subject_id=subject.id, scope=scope,
@@ -123,17 +129,48 @@ def sign(session, actor, study_key, subject_key, scope, password, *, record_id=N
     return row
 
 
-def _check_signable(scope, records, visit):
+def _expected_forms(session, spec, subject, scope, records, visit_key):
+    """{visit key: form ids} the scope expects a complete record of (see the module docstring)."""
+    from ecrf.capture.visits import subject_visits, visit_forms
+
+    if scope == Scope.FORM:
+        return {}
+    if scope == Scope.VISIT:
+        reached = [visit_key]
+    else:
+        reached = set(subject_visits(session, subject)) | {r.visit_key for r in records if r.visit_key}
+        order = {v.id: n for n, v in enumerate(spec.visits)}
+        reached = sorted(reached, key=lambda key: (order.get(key, len(order)), key))
+    expected = {}
+    for key in reached:
+        try:
+            expected[key] = tuple(visit_forms(session, spec, subject, key))
+        except NotFound:
+            expected[key] = ()
+    return expected
+
+
+def unsigned_forms(session, study, subject, scope, records, visit_key=None):
+    """What stops a signature of ``scope`` over ``records``: one line per expected form without a
+    complete record, as "visit/form (not started)" or "visit/form (draft)", in schedule order."""
+    scope = Scope(scope)
+    blocking = []
+    expected = _expected_forms(session, definition(study), subject, scope, records, visit_key)
+    for key, forms in expected.items():
+        started = {r.form_key for r in records if r.visit_key == key}
+        blocking += [f"{key}/{form} (not started)" for form in forms if form not in started]
+    blocking += [f"{r.visit_key or 'log'}/{r.form_key}{'' if r.seq == 1 else f' #{r.seq}'} ({r.status})"
+                 for r in records if r.status != RecordStatus.COMPLETE]
+    return blocking
+
+
+def _check_signable(session, study, subject, scope, records, visit_key):
     if not records:
         raise Conflict(f"there is no data to sign in this {scope}")
-    drafts = [r for r in records if r.status != RecordStatus.COMPLETE]
-    if drafts:
-        names = ", ".join(sorted({f"{r.visit_key or 'log'}/{r.form_key}" for r in drafts}))
-        raise Conflict(f"only complete forms can be signed; not complete: {names}")
-    if visit is not None:
-        missing = sorted(set(visit.forms) - {r.form_key for r in records})
-        if missing:
-            raise Conflict(f"only a visit with every form complete can be signed; missing: {', '.join(missing)}")
+    blocking = unsigned_forms(session, study, subject, scope, records, visit_key)
+    if blocking:
+        raise Conflict(f"only complete forms can be signed: this {scope} cannot be signed until every "
+                       f"form is complete; not complete: {', '.join(blocking)}")
 
 
 def is_valid(session, signature, records_by_subject=None):

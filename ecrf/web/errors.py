@@ -1,6 +1,9 @@
-"""Error pages: every refusal is a 4xx page with a message (JSON under /api/), never a 500 for input."""
-from flask import jsonify, render_template, request
+"""Error pages: every refusal is a 4xx page with a message (JSON under /api/), never a 500 for input;
+a database that cannot serve (down, locked, read-only, full) is a 503 with ``Retry-After``."""
+from flask import current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ecrf.errors import EcrfError, PermissionDenied
@@ -17,6 +20,30 @@ def render_error(status, message, errors=()):
             body["errors"] = [{"pointer": p, "message": m} for p, m in errors]
         return jsonify(body), status
     return render_template("error.html", status=status, message=message), status
+
+
+#: What the user reads when the database cannot serve; the transaction was rolled back whole.
+UNAVAILABLE = "the database is not available; nothing was saved, try again"
+#: Seconds a client is asked to wait before retrying after a 503.
+RETRY_AFTER_SECONDS = 5
+
+
+def render_unavailable(exc):
+    """The 503 answer for a database fault, rendered without touching the database again.
+
+    The signed-in user cannot be loaded now (or was loaded by the failed session), so the page is
+    rendered as for an anonymous visitor; the page stays out of every cache.
+    """
+    from ecrf.db import error_summary
+
+    current_app.logger.warning("database not available (%s %s): %s", request.method, request.path,
+                               error_summary(exc))
+    g._login_user = current_app.login_manager.anonymous_user()
+    response, status = render_error(503, UNAVAILABLE)
+    response = current_app.make_response((response, status))
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _audit_denial(exc):
@@ -47,6 +74,15 @@ def init_app(app):
         if isinstance(exc, (PermissionDenied, NotVisible)):
             _audit_denial(exc)
         return render_error(exc.status, str(exc), getattr(exc, "errors", ()))
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def _database(exc):
+        from ecrf.db import database_unavailable
+
+        if not database_unavailable(exc):
+            raise exc  # a bug, not a fault of the database: the ordinary 500
+        return render_unavailable(exc)
 
     @app.errorhandler(CSRFError)
     def _csrf(exc):

@@ -110,7 +110,7 @@ def _back(default):
 
 def _errors(form, exc):
     """Put a service's field errors on the form (or flash them)."""
-    for pointer, message in exc.errors or [("", str(exc))]:
+    for pointer, message in getattr(exc, "errors", None) or [("", str(exc))]:
         field = getattr(form, pointer.strip("/"), None)
         if field is not None and hasattr(field, "errors"):
             field.errors = list(field.errors) + [message]
@@ -289,20 +289,24 @@ def verify_record(study_key, record_id):
 
 def _sign_page(session, study, subject, role, scope, records, record=None, visit_key=None):
     form = SignForm()
+    status = 200
     if form.validate_on_submit():
         try:
             signatures.sign(session, current_actor(role), study.key, subject.key, scope, form.password.data,
                             record_id=record.id if record else None, visit_key=visit_key, policy=_policy())
         except (Invalid, Conflict) as exc:
             _errors(form, exc)
+            status = exc.status
         else:
             flash("Signed.")
             default = (_record_url(study, record) if record else
                        url_for("review.subject_review", study_key=study.key, subject_key=subject.key))
             return _back(default)
-    status = 422 if request.method == "POST" else 200
+    elif request.method == "POST":
+        status = 422
+    blocking = signatures.unsigned_forms(session, study, subject, scope, records, visit_key)
     return render_template("review/sign.html", study=study, subject=subject, scope=scope, records=records,
-                           record=record, visit_key=visit_key, form=form,
+                           record=record, visit_key=visit_key, form=form, blocking=blocking,
                            meaning=signatures.MEANINGS[signatures.Scope(scope)],
                            next=safe_next(request.values.get("next"))), status
 

@@ -68,10 +68,39 @@ def test_sign_with_password_re_entry_shows_name_time_meaning(trial, client, logi
     trial.save("01-001", "baseline", "vitals", {"sbp": 121, "assessed": "2026-11-02"}, reason="typo")
     review = client.get(f"/studies/revw/records/{record.id}").get_data(as_text=True)
     assert "invalidated: the signed data changed after signing" in review
+    trial.save("01-001", "baseline", "labs", {"hb": 8.1})
     casebook = "/studies/revw/subjects/01-001/sign"
     assert "casebook as complete and accurate" in client.get(casebook).get_data(as_text=True)
     assert post(casebook, casebook, {"password": PASSWORD}).status_code == 302
     assert len(signatures.signatures_of(db, record.subject)) == 2
+
+
+def test_a_visit_or_casebook_with_incomplete_forms_is_refused_on_the_page_not_a_500(
+        trial, client, login_as, csrf_from, db, post):
+    trial.save("01-001", "baseline", "vitals", {"sbp": 120, "assessed": "2026-11-02"})
+    trial.save("01-001", "", "cm", {"drug": "paracetamol"}, complete=False)
+    login_as("doc")
+    visit = "/studies/revw/subjects/01-001/visits/baseline/sign"
+    shown = client.get(visit).get_data(as_text=True)
+    assert "This visit cannot be signed yet" in shown and "baseline/labs (not started)" in shown
+    assert re.search(r"<button type=\"submit\" disabled>Sign</button>", shown)
+    refused = post(visit, visit, {"password": PASSWORD})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "not complete: baseline/labs (not started)" in body
+    trial.save("01-001", "baseline", "labs", {"hb": 8.1}, complete=False)
+    refused = post(visit, visit, {"password": PASSWORD})
+    assert refused.status_code == 409 and "baseline/labs (draft)" in refused.get_data(as_text=True)
+    casebook = "/studies/revw/subjects/01-001/sign"
+    shown = client.get(casebook).get_data(as_text=True)
+    assert "baseline/labs (draft)" in shown and "log/cm (draft)" in shown
+    refused = post(casebook, casebook, {"password": PASSWORD})
+    assert refused.status_code == 409 and "log/cm (draft)" in refused.get_data(as_text=True)
+    subject = trial.record("01-001", "baseline", "labs").subject
+    assert signatures.signatures_of(db, subject) == []
+    trial.save("01-001", "baseline", "labs", {"hb": 8.1})
+    shown = client.get(visit).get_data(as_text=True)
+    assert "cannot be signed yet" not in shown and '<button type="submit">Sign</button>' in shown
+    assert post(visit, visit, {"password": PASSWORD}).status_code == 302
 
 
 def test_verify_lock_and_the_matrix_statuses(trial, client, login_as, csrf_from, db, post):

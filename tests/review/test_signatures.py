@@ -45,16 +45,41 @@ def test_casebook_signature_covers_every_record_and_records_added_later_break_it
 
 def test_visit_signature_needs_every_form_complete(trial, db):
     trial.save("01-001", "baseline", "vitals", {"sbp": 120, "assessed": "2026-11-02"})
-    with pytest.raises(Conflict, match="missing: labs"):
+    with pytest.raises(Conflict, match=r"not complete: baseline/labs \(not started\)$"):
         _sign(trial, "visit", visit_key="baseline")
     trial.save("01-001", "baseline", "labs", {"hb": 8.1}, complete=False)
-    with pytest.raises(Conflict, match="not complete"):
+    with pytest.raises(Conflict, match=r"not complete: baseline/labs \(draft\)$"):
         _sign(trial, "visit", visit_key="baseline")
     trial.save("01-001", "baseline", "labs", {"hb": 8.1})
     sig = _sign(trial, "visit", visit_key="baseline")
     assert signatures.is_valid(db, sig)
     trial.save("01-001", "week4", "vitals", {"sbp": 110, "assessed": "2026-12-01"})
     assert signatures.is_valid(db, sig)  # another visit's data is not part of it
+
+
+def test_casebook_follows_the_visit_rule_for_every_visit_reached_and_every_log_entry(trial, db):
+    """A casebook is not signable while a form of a visit the subject reached is not started or a
+    draft (the visit rule, for each visit); a visit never reached is not expected."""
+    from ecrf.capture.visits import set_visit_date
+    from ecrf.models import Signature
+
+    trial.save("01-001", "baseline", "vitals", {"sbp": 120, "assessed": "2026-11-02"})
+    with pytest.raises(Conflict, match=r"casebook cannot be signed .*not complete: baseline/labs \(not started\)$"):
+        _sign(trial, "casebook")
+    trial.save("01-001", "baseline", "labs", {"hb": 8.1})
+    trial.save("01-001", "", "cm", {"drug": "paracetamol"}, complete=False)
+    set_visit_date(db, trial.actor("nurse", "site_staff"), "revw", "01-001", "week4", "2026-11-30")
+    with pytest.raises(Conflict) as refused:
+        _sign(trial, "casebook")
+    assert str(refused.value).endswith("not complete: week4/vitals (not started), log/cm (draft)")
+    subject = trial.record("01-001", "baseline", "labs").subject
+    records = signatures.records_in_scope(db, subject, "casebook")
+    assert signatures.unsigned_forms(db, subject.study, subject, "casebook", records) == [
+        "week4/vitals (not started)", "log/cm (draft)"]
+    assert db.scalar(select(Signature.id)) is None  # every refusal stored nothing
+    trial.save("01-001", "week4", "vitals", {"sbp": 110, "assessed": "2026-11-30"})
+    trial.save("01-001", "", "cm", {"drug": "paracetamol"}, seq=1)
+    assert signatures.is_valid(db, _sign(trial, "casebook"))
 
 
 def test_wrong_password_is_refused_audited_and_counts_toward_lockout(trial, db):
