@@ -1,5 +1,5 @@
 """Error pages: every refusal is a 4xx page with a message (JSON under /api/), never a 500 for input."""
-from flask import jsonify, render_template, request
+from flask import jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -54,4 +54,10 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def _http(exc):
-        return render_error(exc.code or 500, exc.description or exc.name)
+        response = make_response(render_error(exc.code or 500, exc.description or exc.name))
+        # The exception's own headers say what the client needs next: Allow on a 405,
+        # WWW-Authenticate on a 401, Retry-After on a 429 or 503.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
