@@ -187,3 +187,25 @@ def test_the_int_converter_is_bounded(app):
     from werkzeug.exceptions import NotFound
     with pytest.raises(NotFound):
         adapter.match(f"/studies/s/records/{MAX_DB_INT + 1}")
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", str(2**31), "-9223372036854775809", "1e30"])
+def test_every_page_form_with_huge_numbers_in_each_field_never_fails(app, client, seeded, value):
+    """Each page that shows a form gets it back with every field holding a huge number."""
+    posted = 0
+    for rule, method in _routes(app):
+        if method != "POST" or rule.rule.startswith("/api/") or "GET" not in rule.methods:
+            continue
+        url = _url(seeded, rule)
+        page = client.get(url)
+        if page.status_code != 200:
+            continue
+        text = page.get_data(as_text=True)
+        names = set(re.findall(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', text)) - {"csrf_token"}
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', text)
+        data = {name: value for name in names}
+        data["csrf_token"] = token.group(1) if token else ""
+        response = client.post(url, data=data)
+        assert response.status_code < 500, (rule.rule, response.get_data(as_text=True)[:500])
+        posted += 1
+    assert posted >= 5
