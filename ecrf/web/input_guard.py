@@ -3,9 +3,11 @@ class instead of one check per route.
 
 * Integer path segments (``<int:record>``) are bounded to ``MAX_DB_INT``, the largest value of the
   narrowest integer column (PostgreSQL ``INTEGER``; SQLite fails only from 2^63): a larger number
-  matches no route and is a 404, never an overflow in the database driver.
-* Integer query parameters go through ``int_arg``, which answers 400 for what is not a whole number
-  in that range.
+  names nothing that can exist, so it is a 404, never an overflow in the database driver. (Checked
+  after routing, not in the URL converter: a converter that refuses makes werkzeug answer 405 when
+  another method's rule has the same path.)
+* Integer query parameters go through ``int_arg``, which answers 422 (like every other malformed
+  filter) for what is not a whole number in that range.
 * JSON bodies are parsed by ``GuardedJSONProvider``: nesting deeper than ``MAX_JSON_DEPTH``, NaN,
   Infinity and numbers that overflow a float are malformed JSON (400), so no recursive walk of a
   document (validation, the audit log's canonical form) can hit Python's recursion limit.
@@ -21,9 +23,8 @@ import re
 from flask import request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
-from werkzeug.routing import IntegerConverter
 
-from ecrf.errors import EcrfError
+from ecrf.errors import EcrfError, Invalid
 
 #: The largest id or number a path segment or query parameter may carry (PostgreSQL ``INTEGER``).
 MAX_DB_INT = 2**31 - 1
@@ -40,21 +41,18 @@ class BadInput(EcrfError):
     status = 400
 
 
-class BoundedIntConverter(IntegerConverter):
-    """Werkzeug's ``int`` converter, bounded to what the database can compare against."""
-
-    def __init__(self, map, fixed_digits=0, min=None, max=MAX_DB_INT, signed=False):
-        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+class NoSuchNumber(EcrfError):
+    status = 404
 
 
 def int_arg(name, default=None, minimum=0, maximum=MAX_DB_INT):
     """The whole-number query parameter ``name`` (``default`` when absent or empty); raises
-    ``BadInput`` (400) for anything else, including numbers the database cannot hold."""
+    ``Invalid`` (422) for anything else, including numbers the database cannot hold."""
     value = request.args.get(name, "").strip()
     if value == "":
         return default
     if not value.isascii() or not value.isdigit() or not minimum <= int(value) <= maximum:
-        raise BadInput(f"{name} must be a whole number from {minimum} to {maximum}")
+        raise Invalid(f"{name} must be a whole number from {minimum} to {maximum}")
     return int(value)
 
 
@@ -125,7 +123,11 @@ def _text_unstorable(multidict):
 
 
 def refuse_unstorable():
-    """``before_request``: a 400 for NUL in the path, query, form or JSON body (see the module)."""
+    """``before_request``: a 400 for NUL in the path, query, form or JSON body, a 404 for a number in
+    the path beyond the database (see the module)."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, int) and not 0 <= value <= MAX_DB_INT:
+            raise NoSuchNumber(f"no {name.replace('_', ' ')} {value}: ids go up to {MAX_DB_INT}")
     if _UNSTORABLE_TEXT.search(request.path) or _text_unstorable(request.args):
         raise BadInput("the address holds a NUL character (%00), which ecrf does not accept")
     if request.method in ("GET", "HEAD", "OPTIONS"):
@@ -143,8 +145,7 @@ def refuse_unstorable():
 
 
 def init_app(app):
-    """Install the guards; call before any blueprint is registered (rules bind their converters then)."""
-    app.url_map.converters["int"] = BoundedIntConverter
+    """Install the guards (before CSRF protection, so that its checks see no NUL either)."""
     app.json_provider_class = GuardedJSONProvider
     app.json = GuardedJSONProvider(app)
     app.before_request(refuse_unstorable)
