@@ -6,8 +6,10 @@ csrf = CSRFProtect()
 
 
 def init_app(app):
-    from ecrf.web import api, auth, coding, errors, reports, security, studies, subjects, timefmt
+    from ecrf.web import (api, auth, coding, errors, input_guard, reports, security, studies, subjects,
+                          timefmt)
 
+    input_guard.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
     security.init_app(app)

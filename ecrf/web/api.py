@@ -8,11 +8,13 @@ from flask import Blueprint, g, jsonify, request, url_for
 from ecrf.auth import permissions
 from ecrf.capture import service, subjects
 from ecrf.capture.records import record_view, subject_records
+from ecrf.capture.validate import pointer
 from ecrf.capture.visits import visit_forms
 from ecrf.db import get_session
 from ecrf.errors import EcrfError, Invalid, NotFound
 from ecrf.studies import definition, get_site, get_study
 from ecrf.web.bearer import api_actor, bearer_required
+from ecrf.web.input_guard import MAX_DB_BIGINT, int_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -25,12 +27,23 @@ class UnsupportedMediaType(EcrfError):
     status = 415
 
 
-def _body():
+#: The keys a body may carry (the OpenAPI document's schemas say the same, with
+#: ``additionalProperties: false``).
+NEW_SUBJECT_KEYS = ("site", "subject")
+SAVE_KEYS = ("data", "complete", "missing", "version", "reason")
+
+
+def _body(keys):
+    """The JSON object sent; 415 when it is not JSON, 400 when not an object, 422 for unknown keys."""
     if not request.is_json:
         raise UnsupportedMediaType("send JSON with Content-Type: application/json")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - set(keys))
+    if unknown:
+        raise Invalid(f"unknown keys in the body: {', '.join(map(repr, unknown))}; "
+                      f"it may hold {', '.join(keys)}", [(pointer((k,)), "not a known key") for k in unknown])
     return body
 
 
@@ -68,7 +81,7 @@ def list_subjects(study_key):
 @bearer_required
 def create_subject(study_key):
     session = get_session()
-    body = _body()
+    body = _body(NEW_SUBJECT_KEYS)
     study = get_study(session, study_key)
     site_key = body.get("site")
     if not isinstance(site_key, str):
@@ -99,7 +112,7 @@ def log_form(study_key, subject_key, form_key):
     if request.method == "GET":
         return jsonify({"records": [dict(record_view(spec, r, form_key), record=str(r.seq))
                                     for r in subject_records(session, subject, form_key)]})
-    body = _body()
+    body = _body(SAVE_KEYS)
     result = service.save_form(session, api_actor(role), study_key, subject_key, "", form_key,
                                body.get("data"), complete=_flag(body, "complete"), missing=_missing(body))
     return jsonify({"record": str(result.record.seq), "version": result.record.version,
@@ -142,7 +155,7 @@ def _missing(body):
 
 
 def _save(session, role, study_key, subject_key, visit_key, form_key, seq):
-    body = _body()
+    body = _body(SAVE_KEYS)
     version = body.get("version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise Invalid("'version' must be a whole number", [("/version", "must be a whole number")])
@@ -170,7 +183,7 @@ def audit(study_key):
     study = get_study(session, study_key)
     scope = audit_view.scope_for(session, g.api_user, study)
     filters = audit_view.AuditFilters.from_mapping(request.args)
-    before = request.args.get("before", type=int)
+    before = int_arg("before", maximum=MAX_DB_BIGINT)
     page = audit_view.query_events(session, scope, filters, before=before)
     events = [{"seq": e.seq, "ts": e.ts, "action": e.action, "actor": e.actor_name, "role": e.actor_role,
                "site": e.site, "subject": e.subject, "visit": e.visit, "form": e.form,

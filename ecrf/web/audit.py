@@ -18,6 +18,7 @@ from ecrf.db import get_session
 from ecrf.errors import Invalid
 from ecrf.studies import definition, get_study, list_sites
 from ecrf.web.auth import current_actor
+from ecrf.web.input_guard import MAX_DB_BIGINT, int_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/studies/<study_key>/audit")
 
@@ -29,13 +30,8 @@ def _study_and_scope(study_key):
 
 
 def number_arg(name):
-    """A positive whole-number argument (an event or record number), or None when absent."""
-    value = request.args.get(name)
-    if value in (None, ""):
-        return None
-    if not value.isdigit() or not 0 < int(value) < 2**63:
-        raise Invalid(f"{name} must be a number")
-    return int(value)
+    """A positive event number argument, or None when absent (400 for anything else)."""
+    return int_arg(name, minimum=1, maximum=MAX_DB_BIGINT)
 
 
 @bp.get("")
@@ -53,7 +49,7 @@ def index(study_key):
 @login_required
 def field(study_key):
     session, study, scope = _study_and_scope(study_key)
-    record_id = number_arg("record")
+    record_id = int_arg("record", minimum=1)
     if record_id is None:
         raise Invalid("record must be a number")
     history = audit_view.field_history(session, scope, record_id, request.args.get("field", ""))

@@ -1,6 +1,6 @@
 """Error pages: every refusal is a 4xx page with a message (JSON under /api/), never a 500 for input;
 a database that cannot serve (down, locked, read-only, full) is a 503 with ``Retry-After``."""
-from flask import current_app, g, jsonify, render_template, request
+from flask import current_app, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -90,4 +90,10 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def _http(exc):
-        return render_error(exc.code or 500, exc.description or exc.name)
+        response = make_response(render_error(exc.code or 500, exc.description or exc.name))
+        # The exception's own headers say what the client needs next: Allow on a 405,
+        # WWW-Authenticate on a 401, Retry-After on a 429 or 503.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response

@@ -1,9 +1,25 @@
 """The OpenAPI 3.1 document of /api/v1 (its schemas are JSON Schema 2020-12, so tests validate real
-responses against them)."""
+responses against them). It is as strict as the server: path parameters carry the patterns and
+integer ranges the server accepts, request bodies refuse unknown keys, and every status the server
+can answer is listed (tests/api/test_fuzz_api.py runs schemathesis against it)."""
+from ecrf.capture.service import MAX_REASON, SUBJECT_ID
+from ecrf.web.input_guard import MAX_DB_BIGINT, MAX_DB_INT
 
-ERROR = {"type": "object", "required": ["error"], "properties": {
+#: Path parameters by name; anything else is a non-empty string.
+PATH_PARAMS = {
+    "subject": {"type": "string", "pattern": SUBJECT_ID.pattern},
+    "record": {"type": "integer", "minimum": 0, "maximum": MAX_DB_INT,
+               "description": "The log record number (the `record` of a created record)"},
+    "version": {"type": "integer", "minimum": 0, "maximum": MAX_DB_INT},
+}
+REASON = {"type": "string", "minLength": 1, "maxLength": MAX_REASON,
+          "description": "The reason for change: required to change data already saved (a 422 "
+                         "points at /reason without it)."}
+
+ERROR = {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
     "error": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object", "required": ["pointer", "message"],
+                                          "additionalProperties": False,
                                           "properties": {"pointer": {"type": "string"},
                                                          "message": {"type": "string"}}}}}}
 SUBJECT = {"type": "object", "required": ["subject", "site", "state"], "properties": {
@@ -14,13 +30,15 @@ RECORD = {"type": "object", "required": ["data", "status", "version", "form_vers
     "data": {"type": "object"}, "missing": {"type": "object"},
     "status": {"enum": ["not_started", "draft", "complete", "verified", "signed", "locked"]},
     "version": {"type": "integer", "minimum": 0}, "form_version": {"type": "string"},
-    "record": {"type": "string"}}}
-SAVE = {"type": "object", "required": ["data"], "properties": {
+    "record": {"type": "string", "pattern": "^[1-9][0-9]*$"}}}
+SAVE = {"type": "object", "required": ["data"], "additionalProperties": False, "properties": {
     "data": {"type": "object"}, "complete": {"type": "boolean", "default": False},
     "missing": {"type": "object", "description": "Missing-data flags by field pointer: "
                 "{\"/sbp\": {\"flag\": \"not_done\", \"reason\": \"...\"}}."},
     "version": {"type": "integer", "description": "The version you edited; a stale one gives 409."},
-    "reason": {"type": "string", "description": "Required to change data already saved."}}}
+    "reason": REASON}}
+#: A PUT to an existing log record changes saved data, so it names its reason.
+SAVE_EXISTING = dict(SAVE, required=["data", "reason"])
 SAVED = {"type": "object", "required": ["version", "status"], "properties": {
     "version": {"type": "integer"}, "status": {"type": "string"},
     "changed": {"type": "array", "items": {"type": "string"}}}}
@@ -48,7 +66,7 @@ AUDIT_EVENT = {"type": "object", "required": ["seq", "ts", "action"], "propertie
     "new": {"description": "The new value as shown (JSON text), or a masked allocation value"},
     "reason": {"type": ["string", "null"]}, "channel": {"type": ["string", "null"]}}}
 CREATED_RECORD = {"type": "object", "required": ["record", "version"], "properties": {
-    "record": {"type": "string"}, "version": {"type": "integer"}, "status": {"type": "string"}}}
+    "record": {"type": "string", "pattern": "^[1-9][0-9]*$"}, "version": {"type": "integer"}, "status": {"type": "string"}}}
 
 
 def _ref(name):
@@ -60,15 +78,17 @@ def _json(name, description):
 
 
 def _errors(*codes):
-    text = {400: "Malformed request", 401: "No valid token", 403: "Your role may not do this",
+    text = {400: "Malformed request: not JSON, JSON nested too deeply, a NUL character, a bad number", 401: "No valid token", 403: "Your role may not do this",
             404: "Unknown study, subject, visit, form or record (or one you may not see)",
             413: "Body larger than the limit (1 MiB by default)", 415: "Not JSON",
             422: "Invalid data; errors point at the fields"}
-    return {str(c): _json("Error", text[c]) for c in codes}
+    # Any request may be malformed (400: a NUL anywhere) or name something unknown (404).
+    return {str(c): _json("Error", text[c]) for c in sorted({400, 404, *codes})}
 
 
 def _params(*names):
-    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+    return [{"name": n, "in": "path", "required": True,
+             "schema": PATH_PARAMS.get(n, {"type": "string", "minLength": 1})} for n in names]
 
 
 def document(base="/api/v1"):
@@ -102,9 +122,11 @@ def document(base="/api/v1"):
                                                "grades": {"type": "object", "description":
                                                           "Only the grades the term defines: grade -> text",
                                                           "additionalProperties": {"type": "string"}}}}}}},
-                        "NewSubject": {"type": "object", "required": ["site"], "properties": {
+                        "NewSubject": {"type": "object", "required": ["site"], "additionalProperties": False,
+                                       "properties": {
                             "site": {"type": "string"},
-                            "subject": {"type": "string", "description": "Omit to generate one."}}}},
+                            "subject": dict(PATH_PARAMS["subject"], description="Omit to generate one.")}},
+                        "SaveExisting": SAVE_EXISTING},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -176,7 +198,11 @@ def document(base="/api/v1"):
                 "get": {"summary": "Audit events the caller may read, newest first",
                         "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
                                        for n in ("site", "subject", "visit", "form", "field", "user",
-                                                 "action", "record", "since", "until", "before")],
+                                                 "action", "since", "until")]
+                                      + [{"name": "record", "in": "query", "schema": {
+                                          "type": "integer", "minimum": 1, "maximum": MAX_DB_INT}},
+                                         {"name": "before", "in": "query", "schema": {
+                                             "type": "integer", "minimum": 1, "maximum": MAX_DB_BIGINT}}],
                         "responses": {"200": _json("AuditPage", "Events"), **_errors(401, 403, 404, 422)}},
             },
             f"{subject_path}/forms/{{form}}/{{record}}": {
@@ -184,7 +210,8 @@ def document(base="/api/v1"):
                 "get": {"summary": "One log record", "responses": {"200": _json("Record", "The record"),
                                                                    **_errors(401, 403, 404)}},
                 "put": {"summary": "Save a log record",
-                        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Save")}}},
+                        "requestBody": {"required": True, "content": {"application/json": {
+                            "schema": _ref("SaveExisting")}}},
                         "responses": {"200": _json("Saved", "Saved"),
                                       "409": _json("Conflict", "Stale version or locked form"), **write_errors}},
             },

@@ -1,5 +1,6 @@
 """Response headers every page gets: a strict CSP without inline script, no framing, and no-store
-on pages that may show patient data."""
+on pages that may show patient data and on every API answer (API callers are not ``current_user``)."""
+from flask import request
 from flask_login import current_user
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -13,6 +14,6 @@ def init_app(app):
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if current_user.is_authenticated:
+        if current_user.is_authenticated or request.path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
         return response

@@ -8,6 +8,7 @@ from ecrf.capture.matrix import subject_matrix
 from ecrf.db import get_session
 from ecrf.models import RoleGrant, Study, Subject, SubjectState
 from ecrf.studies import definition, get_study, list_sites
+from ecrf.web.input_guard import int_arg
 
 bp = Blueprint("studies", __name__)
 
@@ -51,7 +52,7 @@ def subjects(study_key):
     site = next((s for s in sites if s.key == request.args.get("site")), None)
     state = request.args.get("state") if request.args.get("state") in set(SubjectState) else None
     overdue = request.args.get("overdue") == "1"
-    page = request.args.get("page", 1, type=int) or 1
+    page = int_arg("page", 1) or 1
     matrix = subject_matrix(session, study, spec, site_ids, page=page, site=site, state=state,
                             overdue=overdue)
     filters = {"site": site.key if site else None, "state": state, "overdue": "1" if overdue else None}
