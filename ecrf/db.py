@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -238,19 +239,40 @@ def write_transaction(session):
         if _unique_violation(exc):
             # Two writers created the same thing at the same moment (on PostgreSQL both can read
             # "not there yet"): the loser gets a conflict, never a 500. Everything rolled back.
-            from ecrf.errors import Conflict
-
-            raise Conflict("someone else saved the same thing at the same moment; "
-                           "reload and try again") from None
+            raise _conflict() from None
+        raise
+    except StaleDataError:
+        # A versioned row (``version_id_col``) changed between our read and our UPDATE: another
+        # writer committed first. Everything rolled back; the caller reloads and tries again.
+        raise _conflict() from None
+    except DBAPIError as exc:
+        if _lost_race(exc):
+            raise _conflict() from None
         raise
     finally:
         session.info.pop(_WRITING, None)
+
+
+def _conflict():
+    from ecrf.errors import Conflict
+
+    return Conflict("someone else saved the same thing at the same moment; reload and try again")
 
 
 def _unique_violation(exc):
     """Whether an IntegrityError is a unique-constraint violation (not a bug such as a NULL)."""
     orig = exc.orig
     return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
+#: PostgreSQL's serialization_failure and deadlock_detected: the transaction lost a race with
+#: another one and was rolled back by the server; nothing of it was written.
+_RACE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _lost_race(exc):
+    """Whether a database error says this transaction lost a race with a concurrent one."""
+    return getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES
 
 
 class Database:

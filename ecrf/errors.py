@@ -21,6 +21,12 @@ class Conflict(EcrfError):
     status = 409
 
 
+class PreconditionRequired(EcrfError):
+    """A change of something that exists, sent without the version it was based on (HTTP 428)."""
+
+    status = 428
+
+
 class Invalid(EcrfError):
     """Data that breaks the rules; ``errors`` is a list of (JSON pointer, message)."""
 

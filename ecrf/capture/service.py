@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import re
 
-from sqlalchemy import and_, bindparam, func, null, select
+from sqlalchemy import and_, bindparam, func, null, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -15,7 +15,7 @@ from ecrf.capture.subjects import apply_eligibility
 from ecrf.capture.validate import unstorable, validate_document
 from ecrf.capture.visits import visit_forms
 from ecrf.db import utcnow, write_transaction
-from ecrf.errors import Conflict, Invalid, NotFound
+from ecrf.errors import Conflict, Invalid, NotFound, PreconditionRequired
 from ecrf.models import (FormRecord, Lock, RecordStatus, Site, Study, StudyVersion, StudyVersionForm,
                          Subject, SubjectState)
 from ecrf.review import locks, sdv
@@ -26,6 +26,8 @@ from ecrf.studies import definition, definition_of, get_site, get_study
 
 DEFAULT_ID_TEMPLATE = "{site}-{n:03}"
 SUBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+#: ``{n}`` or ``{n:03}`` in an id template.
+_NUMBER = re.compile(r"\{n(?::0?(\d))?\}")
 
 
 def _subject_where(subject):
@@ -33,17 +35,25 @@ def _subject_where(subject):
 
 
 def next_subject_id(session, study, site, template):
-    """The next free id from the study's template: ``{site}`` and ``{n}`` or ``{n:03}``."""
-    count = session.scalar(select(func.count()).select_from(Subject).where(
-        Subject.study_id == study.id, Subject.site_id == site.id))
-    n = count + 1
+    """The next free id from the study's template: ``{site}`` and ``{n}`` or ``{n:03}``.
+
+    ``n`` comes from the site's counter, bumped with UPDATE ... RETURNING: on PostgreSQL that holds
+    the site's row until the transaction ends, so parallel enrolments at one site take turns instead
+    of both generating the same id (SQLite's write lock does the same). An id already taken (given
+    by hand) is skipped. The counter rolls back with a failed enrolment, so numbers have no gaps.
+    """
     while True:
+        n = session.execute(update(Site).where(Site.id == site.id)
+                            .values(subject_counter=Site.subject_counter + 1)
+                            .returning(Site.subject_counter)).scalar_one()
         candidate = template.replace("{site}", site.key)
-        candidate = re.sub(r"\{n(?::0?(\d))?\}", lambda m: str(n).zfill(int(m.group(1) or 0)), candidate)
+        candidate = _NUMBER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), candidate)
         if not session.scalar(select(Subject.id).where(Subject.study_id == study.id,
                                                        Subject.key == candidate)):
             return candidate
-        n += 1
+        if not _NUMBER.search(template):
+            raise Conflict(f"subject {candidate!r} exists and the study's id template has no {{n}}; "
+                           "give the subject id")
 
 
 def enrol_subject(session, actor, study_key, site_key, subject_key=None):
@@ -303,8 +313,16 @@ def _by_field(checks):
 
 
 def save_form(session, actor, study_key, subject_key, visit_key, form_key, data, *, complete=False,
-              expected_version=None, reason=None, seq=None, missing=None):
+              expected_version=None, require_version=False, reason=None, seq=None, missing=None):
     """Validate and save one form record (a new log entry when ``seq`` is None for a log form).
+
+    ``complete``: True saves the record complete, False as a draft, None keeps its status (a new
+    record is a draft). Turning a complete record back into a draft is a reopening and needs a
+    ``reason``, like any change of saved data.
+
+    ``expected_version`` is the record version the change was based on (0: none yet); another one
+    raises StaleVersion. With ``require_version`` (the API), changing a record that exists without
+    naming a version raises PreconditionRequired instead of overwriting what the caller never saw.
 
     ``missing`` sets the record's missing-data flags ({"/field": {"flag", "reason"}}); None keeps
     the stored ones (less those superseded by a value). Soft checks that fail never block the save:
@@ -312,7 +330,8 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
     again by the save that makes it pass.
 
     Raises Invalid (with field errors), StaleVersion (a Conflict: ``expected_version`` is not the
-    record's version), Conflict (locked form), NotFound (unknown study, subject, visit or form).
+    record's version), PreconditionRequired, Conflict (locked form, or another writer committed
+    first), NotFound (unknown study, subject, visit or form).
     Nothing is written unless everything passes.
     """
     with write_transaction(session):
@@ -338,13 +357,26 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
         if target.locked:
             locks.assert_unlocked(session, record if record is not None else subject)
         if record is not None:
+            if session.get_bind().dialect.name == "postgresql":
+                # Hold the record's row from here, so that of writers based on the same version the
+                # ones after the first wait, then see its new version below (StaleVersion, with the
+                # current values) instead of failing in the UPDATE. SQLite's write lock does this.
+                session.refresh(record, with_for_update=True)
             if record.status == RecordStatus.LOCKED:
                 raise Conflict("this form is locked; a data manager must unlock it first")
+            if expected_version is None and require_version:
+                raise PreconditionRequired(
+                    f"this record exists (version {record.version}): send the version your change is "
+                    f"based on, as \"version\" in the body or as If-Match: \"{record.version}\" "
+                    "(the ETag of GET), so that no one else's change is overwritten unseen")
             if expected_version is not None and expected_version != record.version:
                 raise StaleVersion(f"the form was changed by someone else (now version "
                                    f"{record.version}, you edited version {expected_version})", record)
         if not isinstance(data, dict):
             raise Invalid("the form data must be an object", [("", "must be an object")])
+        if complete is None:  # keep the status: a complete record stays complete (and is checked so)
+            complete = record is not None and record.status == RecordStatus.COMPLETE
+        status = RecordStatus.COMPLETE if complete else RecordStatus.DRAFT
         old = dict(record.data) if record is not None else {}
         old_missing = dict(record.missing or {}) if record is not None else {}
         prepared = prepare(form_def, data, complete, missing=missing, stored=old,
@@ -356,13 +388,15 @@ def save_form(session, actor, study_key, subject_key, visit_key, form_key, data,
         changes = diff_documents(old, document)
         flag_changes = [(p, old_missing.get(p), flags.get(p)) for p in sorted(set(old_missing) | set(flags))
                         if old_missing.get(p) != flags.get(p)]
-        status = RecordStatus.COMPLETE if complete else RecordStatus.DRAFT
         reason = reason.strip() if isinstance(reason, str) else None
         edits_saved = record is not None and (any(v is not None for _, v, _ in changes)
                                               or any(v is not None for _, v, _ in flag_changes))
         if edits_saved and not reason:
             raise Invalid("a reason for change is required to change saved data",
                           [("/reason", "give a reason for the change")])
+        if record is not None and record.status == RecordStatus.COMPLETE and not complete and not reason:
+            raise Invalid("a reason is required to reopen a complete form as a draft",
+                          [("/reason", "give a reason for reopening the form")])
         if reason and (len(reason) > MAX_REASON or unstorable(reason)):
             raise Invalid("the reason for change cannot be stored",
                           [("/reason", f"give a reason of at most {MAX_REASON} characters")])

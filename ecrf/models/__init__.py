@@ -1,4 +1,5 @@
 """ORM models, one module per concept. Import from here so every table is registered."""
+from ecrf.models.idempotency import IdempotencyKey
 from ecrf.models.record import FormRecord, RecordStatus
 from ecrf.models.report import SaeReceipt, SaeReport
 from ecrf.models.review import (DataQuery, FormStash, Lock, LockScope, QueryMessage, QueryState,
@@ -10,7 +11,7 @@ from ecrf.models.user import ROLES, ApiToken, RoleGrant, User
 from ecrf.models.visit import SubjectVisit
 
 __all__ = [
-    "ROLES", "ApiToken", "FormRecord", "FormVersion", "RecordStatus", "RoleGrant", "Site", "Study",
+    "ROLES", "ApiToken", "IdempotencyKey", "FormRecord", "FormVersion", "RecordStatus", "RoleGrant", "Site", "Study",
     "StudyVersion", "StudyVersionForm", "Subject", "SubjectState", "SubjectVisit", "User",
     "SaeReceipt", "SaeReport",
     "DataQuery", "FormStash", "Lock", "LockScope", "QueryMessage", "QueryState", "Signature", "Verification",

@@ -20,6 +20,9 @@ class Site(Base):
     #: IANA zone used to show times to this site's users; storage is always UTC.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     active: Mapped[bool] = mapped_column(default=True)
+    #: The last number given to a generated subject id here (the ``{n}`` of the study's template);
+    #: taken with UPDATE ... RETURNING so that parallel enrolments never draw the same number.
+    subject_counter: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     study: Mapped[Study] = relationship()

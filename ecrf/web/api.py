@@ -2,7 +2,13 @@
 
 Every route loads its objects (404), asks the permission table (403/404), calls one service and
 answers JSON. Errors are ``{"error": message}`` plus ``"errors": [{"pointer", "message"}]`` for data.
+
+Concurrency: a record's ETag is its version (``"3"``). A PUT that changes an existing record names
+the version it was based on (``"version"`` in the body or ``If-Match``), else 428; a stale one is a
+409 with the record as it is now. POSTs that create take an ``Idempotency-Key`` (``web/idempotent``).
 """
+import re
+
 from flask import Blueprint, g, jsonify, request, url_for
 
 from ecrf.auth import permissions
@@ -14,6 +20,7 @@ from ecrf.db import get_session
 from ecrf.errors import EcrfError, Invalid, NotFound
 from ecrf.studies import definition, get_site, get_study
 from ecrf.web.bearer import api_actor, bearer_required
+from ecrf.web.idempotent import idempotent
 from ecrf.web.input_guard import MAX_DB_BIGINT, int_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -54,9 +61,9 @@ def _subject_and_role(session, study_key, subject_key, action):
     return study, subject, role
 
 
-def _flag(body, key):
-    value = body.get(key, False)
-    if not isinstance(value, bool):
+def _flag(body, key, default=False):
+    value = body.get(key, default)
+    if value is not default and not isinstance(value, bool):
         raise Invalid(f"{key!r} must be true or false", [(f"/{key}", "must be true or false")])
     return value
 
@@ -79,6 +86,7 @@ def list_subjects(study_key):
 
 @bp.post("/studies/<study_key>/subjects")
 @bearer_required
+@idempotent
 def create_subject(study_key):
     session = get_session()
     body = _body(NEW_SUBJECT_KEYS)
@@ -101,12 +109,14 @@ def create_subject(study_key):
 def visit_form(study_key, subject_key, visit_key, form_key):
     session, spec, subject, role = _form_request(study_key, subject_key, form_key, visit_key)
     if request.method == "GET":
-        return jsonify(record_view(spec, service.get_record(session, subject, visit_key, form_key), form_key))
+        return _with_etag(record_view(spec, service.get_record(session, subject, visit_key, form_key),
+                                      form_key))
     return _save(session, role, study_key, subject_key, visit_key, form_key, None)
 
 
 @bp.route("/studies/<study_key>/subjects/<subject_key>/forms/<form_key>", methods=["GET", "POST"])
 @bearer_required
+@idempotent
 def log_form(study_key, subject_key, form_key):
     session, spec, subject, role = _form_request(study_key, subject_key, form_key)
     if request.method == "GET":
@@ -116,7 +126,10 @@ def log_form(study_key, subject_key, form_key):
     result = service.save_form(session, api_actor(role), study_key, subject_key, "", form_key,
                                body.get("data"), complete=_flag(body, "complete"), missing=_missing(body))
     return jsonify({"record": str(result.record.seq), "version": result.record.version,
-                    "status": result.record.status}), 201
+                    "status": result.record.status}), 201, {
+        "ETag": etag(result.record.version),
+        "Location": url_for("api.log_record", study_key=study_key, subject_key=subject_key,
+                            form_key=form_key, record=result.record.seq)}
 
 
 @bp.route("/studies/<study_key>/subjects/<subject_key>/forms/<form_key>/<int:record>",
@@ -128,7 +141,7 @@ def log_record(study_key, subject_key, form_key, record):
     if row is None:
         raise NotFound(f"no record {record} of {form_key!r}")
     if request.method == "GET":
-        return jsonify(dict(record_view(spec, row, form_key), record=str(row.seq)))
+        return _with_etag(dict(record_view(spec, row, form_key), record=str(row.seq)))
     return _save(session, role, study_key, subject_key, "", form_key, record)
 
 
@@ -154,24 +167,54 @@ def _missing(body):
     return missing
 
 
-def _save(session, role, study_key, subject_key, visit_key, form_key, seq):
-    body = _body(SAVE_KEYS)
+def etag(version):
+    """The ETag of a record: its version (0 for a form not started), a strong tag."""
+    return f'"{version}"'
+
+
+def _with_etag(view):
+    return jsonify(view), 200, {"ETag": etag(view["version"])}
+
+
+_ETAG = re.compile(r'^\s*"(\d{1,18})"\s*$')
+
+
+def _based_on(body):
+    """The version a PUT was based on: ``"version"`` in the body and/or ``If-Match: "N"`` (they
+    must agree), or None when neither is sent."""
     version = body.get("version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise Invalid("'version' must be a whole number", [("/version", "must be a whole number")])
+    header = request.headers.get("If-Match")
+    if header is None:
+        return version
+    match = _ETAG.match(header)
+    if match is None:
+        raise BadRequest('If-Match must be the one ETag of the record you edited, such as "3" '
+                         "(a weak tag, a list or * does not say which version you saw)")
+    tagged = int(match.group(1))
+    if version is not None and version != tagged:
+        raise Invalid(f"'version' ({version}) and If-Match ({tagged}) name different versions",
+                      [("/version", "does not match If-Match")])
+    return tagged
+
+
+def _save(session, role, study_key, subject_key, visit_key, form_key, seq):
+    body = _body(SAVE_KEYS)
+    version = _based_on(body)
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise Invalid("'reason' must be text", [("/reason", "must be text")])
     try:
         result = service.save_form(session, api_actor(role), study_key, subject_key, visit_key, form_key,
-                                   body.get("data"), complete=_flag(body, "complete"),
-                                   expected_version=version, reason=reason, seq=seq,
-                                   missing=_missing(body))
+                                   body.get("data"), complete=_flag(body, "complete", None),
+                                   expected_version=version, require_version=True, reason=reason,
+                                   seq=seq, missing=_missing(body))
     except service.StaleVersion as exc:
         return jsonify({"error": str(exc), "version": exc.version, "data": exc.data,
-                        "missing": exc.missing, "status": exc.status}), 409
+                        "missing": exc.missing, "status": exc.status}), 409, {"ETag": etag(exc.version)}
     return jsonify({"version": result.record.version, "status": result.record.status,
-                    "changed": [p for p, _, _ in result.changes]}), 200
+                    "changed": [p for p, _, _ in result.changes]}), 200, {"ETag": etag(result.record.version)}
 
 
 @bp.get("/studies/<study_key>/audit")

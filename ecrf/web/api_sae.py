@@ -17,6 +17,7 @@ from ecrf.db import get_session, utcnow
 from ecrf.reports import mail, sae, service
 from ecrf.studies import definition, get_study
 from ecrf.web.bearer import api_actor, bearer_required
+from ecrf.web.idempotent import idempotent
 
 bp = Blueprint("api_sae", __name__, url_prefix="/api/v1")
 RECORD = "/studies/<study_key>/subjects/<subject_key>/forms/<form_key>/<int:seq>/sae-reports"
@@ -54,6 +55,7 @@ def _ae(study_key, subject_key, form_key, seq, action):
 
 @bp.post(RECORD)
 @bearer_required
+@idempotent
 def issue(study_key, subject_key, form_key, seq):
     session, ae, role = _ae(study_key, subject_key, form_key, seq, "sae.issue")
     report, delivery = mail.issue_and_deliver(session, api_actor(role), current_app.config, study_key,
@@ -110,6 +112,7 @@ def pdf(study_key, number, version):
 
 @bp.post(REPORT + "/received")
 @bearer_required
+@idempotent
 def received(study_key, number, version):
     session, report, role = _report(study_key, number, version, "sae.receive")
     service.mark_received(session, api_actor(role), study_key, number, version)

@@ -32,11 +32,20 @@ RECORD = {"type": "object", "required": ["data", "status", "version", "form_vers
     "version": {"type": "integer", "minimum": 0}, "form_version": {"type": "string"},
     "record": {"type": "string", "pattern": "^[1-9][0-9]*$"}}}
 SAVE = {"type": "object", "required": ["data"], "additionalProperties": False, "properties": {
-    "data": {"type": "object"}, "complete": {"type": "boolean", "default": False},
+    "data": {"type": "object"},
+    "complete": {"type": "boolean", "description":
+                 "The status to save: true = complete (every required field checked), false = draft. "
+                 "Omitted: a new record is a draft and an existing one keeps its status (a complete "
+                 "record stays complete and is checked as complete). false on a complete record "
+                 "reopens it as a draft, which needs a reason."},
     "missing": {"type": "object", "description": "Missing-data flags by field pointer: "
                 "{\"/sbp\": {\"flag\": \"not_done\", \"reason\": \"...\"}}."},
-    "version": {"type": "integer", "description": "The version you edited; a stale one gives 409."},
-    "reason": REASON}}
+    "version": {"type": "integer", "minimum": 0, "description":
+                "The version your change is based on (the record's `version`, or its ETag in "
+                "`If-Match`; 0 for a form not started). Required to change a record that exists "
+                "(428 without it); a stale one gives 409 with the record as it is now."},
+    "reason": dict(REASON, description="Required to change data already saved, and to reopen a "
+                                       "complete record as a draft (a 422 points at /reason without it).")}}
 #: A PUT to an existing log record changes saved data, so it names its reason.
 SAVE_EXISTING = dict(SAVE, required=["data", "reason"])
 SAVED = {"type": "object", "required": ["version", "status"], "properties": {
@@ -69,6 +78,15 @@ CREATED_RECORD = {"type": "object", "required": ["record", "version"], "properti
     "record": {"type": "string", "pattern": "^[1-9][0-9]*$"}, "version": {"type": "integer"}, "status": {"type": "string"}}}
 
 
+PUT_RULES = ("Changing a record that exists needs the version it was based on: `version` in the "
+             "body or its ETag in `If-Match` (428 without; 409 with the current record when stale), "
+             "so that no change is overwritten unseen. `complete` omitted keeps the record's status; "
+             "`complete: false` on a complete record reopens it and needs a `reason`. Of writers "
+             "racing from the same version exactly one wins; the others get 409.")
+CONFLICT_TEXT = ("Stale version (the body holds the record as it is now, ETag its version), a locked "
+                 "form, or another writer that committed first")
+
+
 def _ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -81,9 +99,31 @@ def _errors(*codes):
     text = {400: "Malformed request: not JSON, JSON nested too deeply, a NUL character, a bad number", 401: "No valid token", 403: "Your role may not do this",
             404: "Unknown study, subject, visit, form or record (or one you may not see)",
             413: "Body larger than the limit (1 MiB by default)", 415: "Not JSON",
-            422: "Invalid data; errors point at the fields"}
+            422: "Invalid data; errors point at the fields (or an Idempotency-Key reused for "
+                 "another request)",
+            428: "The record exists: send the version your change is based on (`version` or "
+                 "`If-Match`)"}
     # Any request may be malformed (400: a NUL anywhere) or name something unknown (404).
     return {str(c): _json("Error", text[c]) for c in sorted({400, 404, *codes})}
+
+
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "The ETag of the record your change is based on (`\"3\"`), instead of or "
+                           "beside `version` in the body (both must agree). Weak tags, lists and * are "
+                           "refused (400)."}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    "description": "Any unique text of yours (a UUID). A retry with the same key and the same request "
+                   "(path and body) answers exactly as the first time (with `Idempotent-Replayed: true`) "
+                   "and creates nothing again; the same key with another request is a 422. Keys are per "
+                   "user, stored with what they created, and kept 24 hours."}
+ETAG = {"ETag": {"description": "The record's version as a strong ETag (`\"3\"`): send it back in "
+                                "`If-Match`.", "schema": {"type": "string"}}}
+
+
+def _with_etag(response):
+    return dict(response, headers=ETAG)
 
 
 def _params(*names):
@@ -94,6 +134,7 @@ def _params(*names):
 def document(base="/api/v1"):
     subject_path = f"{base}/studies/{{study}}/subjects/{{subject}}"
     write_errors = _errors(400, 401, 403, 404, 413, 415, 422)
+    put_errors = _errors(400, 401, 403, 404, 413, 415, 422, 428)
     return {
         "openapi": "3.1.0",
         "info": {"title": "ecrf API", "version": "1",
@@ -136,37 +177,46 @@ def document(base="/api/v1"):
                         "parameters": [{"name": "site", "in": "query", "schema": {"type": "string"}}],
                         "responses": {"200": _json("SubjectList", "Subjects with their states"),
                                       **_errors(401, 403, 404)}},
-                "post": {"summary": "Enrol a subject",
+                "post": {"summary": "Enrol a subject", "parameters": [IDEMPOTENCY_KEY],
+                         "description": "Without `subject` the id is generated from the study's template "
+                                        "and the site's counter (parallel enrolments never collide).",
                          "requestBody": {"required": True, "content": {"application/json": {
                              "schema": _ref("NewSubject")}}},
                          "responses": {"201": _json("Subject", "Created"),
-                                       "409": _json("Error", "The subject id is taken"), **write_errors}},
+                                       "409": _json("Error", "The subject id is taken, or a request with "
+                                                             "the same Idempotency-Key is running"),
+                                       **write_errors}},
             },
             f"{subject_path}/visits/{{visit}}/forms/{{form}}": {
                 "parameters": _params("study", "subject", "visit", "form"),
-                "get": {"summary": "A visit form", "responses": {"200": _json("Record", "The record"),
+                "get": {"summary": "A visit form", "responses": {"200": _with_etag(_json("Record", "The record")),
                                                                  **_errors(401, 403, 404)}},
                 "put": {"summary": "Save a visit form",
+                        "description": PUT_RULES, "parameters": [IF_MATCH],
                         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Save")}}},
-                        "responses": {"200": _json("Saved", "Saved"),
-                                      "409": _json("Conflict", "Stale version or locked form"), **write_errors}},
+                        "responses": {"200": _with_etag(_json("Saved", "Saved")),
+                                      "409": _json("Conflict", CONFLICT_TEXT), **put_errors}},
             },
             f"{subject_path}/forms/{{form}}": {
                 "parameters": _params("study", "subject", "form"),
                 "get": {"summary": "The subject's records of a log form",
                         "responses": {"200": _json("RecordList", "Records"), **_errors(401, 403, 404)}},
-                "post": {"summary": "Add a log record",
+                "post": {"summary": "Add a log record", "parameters": [IDEMPOTENCY_KEY],
                          "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Save")}}},
-                         "responses": {"201": _json("CreatedRecord", "Created"), **write_errors}},
+                         "responses": {"201": _with_etag(_json("CreatedRecord", "Created (Location: the record)")),
+                                       "409": _json("Error", "Locked, or a request with the same "
+                                                             "Idempotency-Key is running"),
+                                       **write_errors}},
             },
             f"{subject_path}/forms/{{form}}/{{record}}/sae-reports": {
                 "parameters": _params("study", "subject", "form", "record"),
                 "get": {"summary": "The SAE reports issued for one AE record, with the reporting clock",
                         "responses": {"200": _json("ReportList", "Reports"), **_errors(401, 403, 404)}},
                 "post": {"summary": "Issue an SAE report (initial, or a follow-up when one exists)",
+                         "parameters": [IDEMPOTENCY_KEY],
                          "responses": {"201": _json("Report", "Issued"),
                                        "409": _json("Error", "Nothing changed since the last report"),
-                                       **_errors(401, 403, 404, 422)}},
+                                       **_errors(400, 401, 403, 404, 422)}},
             },
             f"{base}/studies/{{study}}/sae-reports": {
                 "parameters": _params("study"),
@@ -183,9 +233,10 @@ def document(base="/api/v1"):
             f"{base}/studies/{{study}}/sae-reports/{{number}}/{{version}}/received": {
                 "parameters": _params("study", "number", "version"),
                 "post": {"summary": "Mark a report received (sponsor)",
+                         "parameters": [IDEMPOTENCY_KEY],
                          "responses": {"200": _json("Report", "Marked received"),
                                        "409": _json("Error", "Already received"),
-                                       **_errors(401, 403, 404)}},
+                                       **_errors(400, 401, 403, 404, 422)}},
             },
             f"{base}/coding/ctcae": {
                 "get": {"summary": "Search the CTCAE v5.0 terms (words of the term, an LLT code or the SOC)",
@@ -207,13 +258,14 @@ def document(base="/api/v1"):
             },
             f"{subject_path}/forms/{{form}}/{{record}}": {
                 "parameters": _params("study", "subject", "form", "record"),
-                "get": {"summary": "One log record", "responses": {"200": _json("Record", "The record"),
+                "get": {"summary": "One log record", "responses": {"200": _with_etag(_json("Record", "The record")),
                                                                    **_errors(401, 403, 404)}},
                 "put": {"summary": "Save a log record",
+                        "description": PUT_RULES, "parameters": [IF_MATCH],
                         "requestBody": {"required": True, "content": {"application/json": {
                             "schema": _ref("SaveExisting")}}},
-                        "responses": {"200": _json("Saved", "Saved"),
-                                      "409": _json("Conflict", "Stale version or locked form"), **write_errors}},
+                        "responses": {"200": _with_etag(_json("Saved", "Saved")),
+                                      "409": _json("Conflict", CONFLICT_TEXT), **put_errors}},
             },
         },
     }

@@ -9,7 +9,7 @@ import json
 import socket
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from audit import audit_event
 from ecrf.db import utcnow
@@ -245,3 +245,26 @@ def test_a_failed_delivery_is_recorded_and_the_report_stays_issued(app, client, 
     assert created.status_code == 201
     assert created.get_json()["email"]["status"].startswith("failed: ConnectionRefusedError")
     assert db.scalar(select(SaeReport.number)) == "SAETEST-SAE-001"
+
+
+def test_retried_issue_and_receipt_with_an_idempotency_key_happen_once(client, db, people, site_subject,
+                                                                       bearer, quick_pdf):
+    site_subject()
+    nurse = dict(bearer("nurse1"), **{"Idempotency-Key": "issue-ae-1"})
+    first = client.post(ae_url(), headers=nurse)
+    again = client.post(ae_url(), headers=nurse)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json() and again.headers["Location"] == first.headers["Location"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert db.scalar(select(func.count()).select_from(SaeReport)) == 1
+    # without the key, a second POST is a follow-up request (refused here: nothing changed)
+    assert client.post(ae_url(), headers=bearer("nurse1")).status_code == 409
+
+    sponsor = dict(bearer("spon"), **{"Idempotency-Key": "receipt-1"})
+    receipt = f"{API}/sae-reports/SAETEST-SAE-001/1/received"
+    marked = client.post(receipt, headers=sponsor)
+    retried = client.post(receipt, headers=sponsor)
+    assert marked.status_code == retried.status_code == 200 and retried.get_json() == marked.get_json()
+    assert len([e for e in report_events(db) if e["field"].endswith("/received")]) == 1
+    reused = client.post(f"{API}/sae-reports/SAETEST-SAE-001/2/received", headers=sponsor)
+    assert reused.status_code == 422
