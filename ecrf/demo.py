@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from ecrf import create_app, migrate
 from ecrf.actor import Actor
 from ecrf.auth import accounts
+from ecrf.auth.passwords import DEMO_PASSWORD
 from ecrf.capture.service import enrol_subject, save_form
 from ecrf.capture.visits import set_visit_date
 from ecrf.db import get_session
@@ -26,7 +27,6 @@ from ecrf.paths import resource
 from ecrf.settings import load as load_settings
 from ecrf.studies import add_site, definition, get_study, list_sites
 
-DEMO_PASSWORD = "ecrf-demo-2026"
 #: Demo username -> role, one per role.
 DEMO_USERS = (
     ("admin", "admin", "Ada Admin"),
@@ -88,7 +88,7 @@ def _demo_users(session, actor, study_keys):
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             user = accounts.create_user(session, actor, username, DEMO_PASSWORD, name=name,
-                                        must_change_password=False)
+                                        must_change_password=False, demo_account=True)
         for key in study_keys:
             accounts.grant_role(session, actor, username, key, role)
         made[username] = Actor(user.id, user.username, role, actor.context)

@@ -40,12 +40,14 @@ def _audit(session, actor, username, attribute, old, new, action=Action.USER, **
                                              new=new, reason=f"user {username}", **where))
 
 
-def create_user(session, actor, username, password, name=None, must_change_password=True):
-    """Create an active user; the password must meet the policy."""
+def create_user(session, actor, username, password, name=None, must_change_password=True, *,
+                demo_account=False):
+    """Create an active user; the password must meet the policy. ``demo_account`` is for
+    ``ecrf demo`` alone: it lets the demo's published password through (nothing else)."""
     if not isinstance(username, str) or not USERNAME.match(username):
         raise Invalid("a username is 2-64 letters, digits, '.', '_', '@' or '-'")
     try:
-        check_policy(password, username)
+        check_policy(password, username, demo_account=demo_account)
     except PasswordRejected as exc:
         raise Invalid(str(exc)) from None
     with write_transaction(session):
