@@ -10,14 +10,18 @@ still passes its CSRF check and what was typed is kept (``ecrf.web.auth``), and 
 """
 import datetime as dt
 
-from flask import request
+from flask import current_app, request, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import CallbackDict
 
 from ecrf.auth import sessions as store
 from ecrf.db import get_session, utcnow
 
+#: Errors of a database that cannot serve (down, locked, read-only, full, no pooled connection).
+DATABASE_FAULTS = (DBAPIError, PoolTimeout)
 #: Flask-Login's keys: what makes a session signed in. They do not survive the idle timeout.
 SIGN_IN_KEYS = frozenset({"_user_id", "_fresh", "_id", "_remember", "_remember_seconds"})
 
@@ -36,6 +40,8 @@ class ServerSession(CallbackDict, SessionMixin):
         self.modified = False
         #: Why the stored row ends when this response goes (a new id is issued if values remain).
         self.end_reason = None
+        #: The database error that kept the session from being read (see ``_raise_fault``).
+        self.fault = None
 
     def renew(self, reason):
         """Give the session a new id when the response goes, keeping its values; the old id ends
@@ -57,6 +63,16 @@ class DatabaseSessionInterface(SessionInterface):
         token = request.cookies.get(self.get_cookie_name(app))
         if not token:
             return ServerSession()
+        try:
+            return self._open(app, token)
+        except DATABASE_FAULTS as exc:
+            # Raised again by the first before_request (_raise_fault), where the error handlers
+            # answer it (503) as for any request that finds the database unavailable.
+            failed = ServerSession()
+            failed.fault = exc
+            return failed
+
+    def _open(self, app, token):
         session = get_session()
         row = store.find_live(session, token)
         if row is None:
@@ -80,6 +96,18 @@ class DatabaseSessionInterface(SessionInterface):
                              touch=now - row.last_seen_at > store.TOUCH_EVERY)
 
     def save_session(self, app, session, response):
+        if session.fault is not None:
+            return
+        try:
+            self._save(app, session, response)
+        except DATABASE_FAULTS as exc:
+            if session.row_id is not None and session.end_reason is None and not session.modified:
+                # Only last_seen_at was to be written: the session and the response stand.
+                app.logger.warning("session last-seen not stored: %s", exc)
+                return
+            _answer_unavailable(response)
+
+    def _save(self, app, session, response):
         name = self.get_cookie_name(app)
         session_db = _writer()
         if session.row_id is not None and session.end_reason is not None:
@@ -132,5 +160,28 @@ def _writer():
     return session
 
 
+def _answer_unavailable(response):
+    """Turn ``response`` into the 503 answer when the session could not be stored: whatever the view
+    did, this browser's session (its sign-in, its CSRF token) was not kept, so it must try again."""
+    from ecrf.web.errors import render_error
+
+    body, status = render_error(503, "the database is not available; your session was not kept, try again")
+    page = current_app.make_response(body)
+    response.status_code = status
+    response.set_data(page.get_data())
+    response.headers["Content-Type"] = page.headers["Content-Type"]
+    response.headers.pop("Location", None)
+    response.headers["Retry-After"] = "5"
+    response.headers["Cache-Control"] = "no-store"
+
+
+def _raise_fault():
+    fault = getattr(session, "fault", None)
+    if fault is not None:
+        raise fault
+
+
 def init_app(app):
     app.session_interface = DatabaseSessionInterface()
+    # First of all before_request functions (the CSRF check reads the session too).
+    app.before_request_funcs.setdefault(None, []).insert(0, _raise_fault)

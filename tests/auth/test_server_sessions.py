@@ -38,6 +38,13 @@ def _cookie(client):
     return client.get_cookie("session").value
 
 
+def _copied(client, csrf_from):
+    """Sign ``client`` in and open the form page; returns (its CSRF token, a copy of its cookie)."""
+    _sign_in(client, csrf_from)
+    token = csrf_from(client.get(PAGE))
+    return token, _cookie(client)
+
+
 def _replay(app, cookie):
     """A fresh browser that carries only a copied session cookie."""
     thief = app.test_client()
@@ -78,9 +85,7 @@ def test_a_new_id_at_sign_in(app, client, trial, csrf_from, db):
 
 
 def test_a_cookie_copied_before_sign_out_neither_reads_nor_writes(app, client, trial, csrf_from, db):
-    _sign_in(client, csrf_from)
-    token = csrf_from(client.get(PAGE))
-    cookie = _cookie(client)
+    token, cookie = _copied(client, csrf_from)
     assert _replay(app, cookie).get(PAGE).status_code == 200  # the copy worked while signed in
     client.post("/logout", data={"csrf_token": token})
     _assert_dead(app, cookie, token, db)
@@ -88,9 +93,7 @@ def test_a_cookie_copied_before_sign_out_neither_reads_nor_writes(app, client, t
 
 
 def test_sign_out_everywhere_from_another_browser(app, client, trial, csrf_from, db):
-    _sign_in(client, csrf_from)
-    token = csrf_from(client.get(PAGE))
-    cookie = _cookie(client)
+    token, cookie = _copied(client, csrf_from)
     other = app.test_client()
     _sign_in(other, csrf_from)
     account = other.get("/account")
@@ -102,9 +105,7 @@ def test_sign_out_everywhere_from_another_browser(app, client, trial, csrf_from,
 
 
 def test_a_password_change_ends_the_other_sessions(app, client, trial, csrf_from, db):
-    _sign_in(client, csrf_from)
-    token = csrf_from(client.get(PAGE))
-    cookie = _cookie(client)
+    token, cookie = _copied(client, csrf_from)
     mine = app.test_client()
     _sign_in(mine, csrf_from)
     page = mine.get("/account/password")
@@ -117,9 +118,7 @@ def test_a_password_change_ends_the_other_sessions(app, client, trial, csrf_from
 
 
 def test_deactivation_ends_every_session(app, client, trial, csrf_from, db, actor):
-    _sign_in(client, csrf_from)
-    token = csrf_from(client.get(PAGE))
-    cookie = _cookie(client)
+    token, cookie = _copied(client, csrf_from)
     accounts.deactivate_user(db, actor, "nurse")
     _assert_dead(app, cookie, token, db)
     assert client.get(PAGE).status_code == 302
@@ -133,9 +132,7 @@ def test_an_admin_password_reset_ends_every_session(app, client, trial, csrf_fro
 
 
 def test_the_idle_timeout_is_kept_by_the_server(app, client, trial, csrf_from, db, idle_out):
-    _sign_in(client, csrf_from)
-    token = csrf_from(client.get(PAGE))
-    cookie = _cookie(client)
+    token, cookie = _copied(client, csrf_from)
     idle_out()
     _assert_dead(app, cookie, token, db)
     assert client.get(PAGE).status_code == 302
@@ -146,9 +143,7 @@ def test_revocation_holds_across_app_instances(connection, trial, csrf_from, db)
     """Two app servers on one database: a sign-out on one ends the session on the other."""
     first, second = _app(connection), _app(connection)
     browser = first.test_client()
-    _sign_in(browser, csrf_from)
-    token = csrf_from(browser.get(PAGE))
-    cookie = _cookie(browser)
+    token, cookie = _copied(browser, csrf_from)
     assert _replay(second, cookie).get(PAGE).status_code == 200  # one session, valid on both
     browser.post("/logout", data={"csrf_token": token})
     _assert_dead(second, cookie, token, db)
