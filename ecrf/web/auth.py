@@ -106,12 +106,12 @@ def login():
             form.password.errors = [REFUSED]
             return render_template("auth/login.html", form=form, next=next_url), 401
         resume = session.get("resume")  # typed values kept at a timeout (see _idle_timeout)
-        session.clear()  # a new session at sign-in: no fixation
+        session.clear()  # nothing of the anonymous session but the stash id goes on
         if resume is not None:
             session["resume"] = resume
         login_user(SessionUser(user))
         session.permanent = True
-        session.renew("signed in")
+        session.renew("signed in")  # a new session id at sign-in: no fixation
         if user.must_change_password:
             return redirect(url_for("auth.change_password", next=next_url))
         return redirect(next_url or url_for("studies.index"))
