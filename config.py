@@ -21,6 +21,9 @@ ECRF_MAX_DEFINITION_BYTES      largest study or form file accepted (1048576)
 ECRF_SESSION_IDLE_MINUTES      idle session timeout (30)
 ECRF_LOCKOUT_ATTEMPTS          failed logins before a lockout (5)
 ECRF_LOCKOUT_MINUTES           length of a lockout (15)
+ECRF_LOGIN_ADDRESS_ATTEMPTS    failed logins from one client address, over any usernames, before
+                               that address gets 429 until its window ends; 0 turns it off (30)
+ECRF_LOGIN_ADDRESS_MINUTES     that window, minutes (15)
 ECRF_SECURE_COOKIES            send cookies over HTTPS only (on in production, off otherwise)
 ECRF_ARGON2_TIME_COST          argon2id passes for new password hashes (3)
 ECRF_ARGON2_MEMORY_KIB         argon2id memory for new password hashes, KiB (65536)
@@ -62,6 +65,8 @@ def from_environ(environ=None):
         "SESSION_IDLE_MINUTES": int(env.get("ECRF_SESSION_IDLE_MINUTES") or 30),
         "LOCKOUT_ATTEMPTS": int(env.get("ECRF_LOCKOUT_ATTEMPTS") or 5),
         "LOCKOUT_MINUTES": int(env.get("ECRF_LOCKOUT_MINUTES") or 15),
+        "LOGIN_ADDRESS_ATTEMPTS": int(env.get("ECRF_LOGIN_ADDRESS_ATTEMPTS") or 30),
+        "LOGIN_ADDRESS_MINUTES": int(env.get("ECRF_LOGIN_ADDRESS_MINUTES") or 15),
         "SECURE_COOKIES": _flag(env.get("ECRF_SECURE_COOKIES"), mode == "production"),
         "ARGON2_TIME_COST": int(env.get("ECRF_ARGON2_TIME_COST") or 3),
         "ARGON2_MEMORY_KIB": int(env.get("ECRF_ARGON2_MEMORY_KIB") or 65536),

@@ -3,7 +3,10 @@ past moment, and exports. Plain functions on a session; the pages and the CLI ca
 
 Who sees what is decided once, in ``scope_for`` (the permission table's ``audit.view``): monitors and
 data managers see every event of their study, site staff and investigators limited to some sites see
-only those sites' events, and sponsors and pharmacists none. Events of other studies never show.
+only those sites' events, and sponsors and pharmacists none. Events about patients (those naming a
+subject or a form record) follow the permission of the data they describe (``form.view`` at their
+site, ``permissions.AUDIT_DATA_ACTION``): an administrator reads the study's configuration events
+and refusals, never a clinical value. Events of other studies never show.
 Allocation values (randomization and unblinding events, a subject's ``/arm``) are masked for anyone
 ``ecrf.randomization.can_see_arm`` (the one blinding check) does not let see arms.
 """
@@ -13,7 +16,7 @@ import datetime as dt
 import io
 import json
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import and_, false, or_, select
 
 from audit import Action, ReplayState, append, audit_event, get_pointer
 from audit.canonical import dumps
@@ -53,19 +56,33 @@ class AuditScope:
     #: account events about users that show whoever acted; None means every event.
     actor_ids: frozenset | None = None
     account_fields: frozenset = frozenset()
+    #: Site keys whose events about patients (a subject or a form record) show; None means every
+    #: site's. Events about no patient follow ``site_keys`` alone.
+    data_site_keys: frozenset | None = None
 
     def sees_site(self, site_key):
         return self.site_keys is None or site_key in self.site_keys
+
+    def sees_data(self, site_key):
+        """Whether events about patients at ``site_key`` show."""
+        return self.sees_site(site_key) and (self.data_site_keys is None or site_key in self.data_site_keys)
 
 
 def scope_for(session, user, study):
     """The viewer's scope in ``study``; raises NotFound/PermissionDenied like ``permissions.require``."""
     role = permissions.require(session, user, "audit.view", study)
-    site_ids = permissions.visible_site_ids(session, user, "audit.view", study)
-    site_keys = None
-    if site_ids is not None:
-        site_keys = frozenset(session.scalars(select(Site.key).where(Site.id.in_(site_ids or [-1]))))
-    return AuditScope(study.key, site_keys, arm_visible=can_see_arm(session, user, study), role=role)
+    site_keys = _site_keys(session, permissions.visible_site_ids(session, user, "audit.view", study))
+    data_keys = _site_keys(session, permissions.visible_site_ids(session, user, permissions.AUDIT_DATA_ACTION,
+                                                                 study))
+    return AuditScope(study.key, site_keys, arm_visible=can_see_arm(session, user, study), role=role,
+                      data_site_keys=data_keys)
+
+
+def _site_keys(session, site_ids):
+    """The keys of ``site_ids`` (None, every site, stays None)."""
+    if site_ids is None:
+        return None
+    return frozenset(session.scalars(select(Site.key).where(Site.id.in_(site_ids or [-1]))))
 
 
 def operator_scope(study, unblinded=False):
@@ -199,6 +216,10 @@ def _conditions(scope, filters):
                          c.field.in_(sorted(scope.account_fields)) if scope.account_fields else false()))
     if scope.site_keys is not None:
         where.append(c.site.in_(sorted(scope.site_keys)) if scope.site_keys else false())
+    if scope.data_site_keys is not None:
+        about_no_patient = and_(c.subject.is_(None), c.record.is_(None))
+        where.append(or_(about_no_patient, c.site.in_(sorted(scope.data_site_keys)))
+                     if scope.data_site_keys else about_no_patient)
     for name in ("site", "subject", "visit", "form", "action", "record"):
         value = getattr(filters, name)
         if value is not None:
@@ -324,7 +345,7 @@ def _record_rows(session, scope, record_id):
     c = audit_event.c
     rows = session.execute(_select().where(c.record == record_id, c.study == scope.study)
                            .order_by(c.seq)).all()
-    if not rows or not scope.sees_site(rows[-1].site):
+    if not rows or not scope.sees_data(rows[-1].site):
         raise NotFound("no such form record")
     return rows
 

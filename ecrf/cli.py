@@ -110,13 +110,16 @@ def serve(host, port, workers):
 @main.command()
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--no-serve", is_flag=True, help="Set everything up, print the logins, and exit.")
-def demo(port, no_serve):
+@click.option("--allow-demo-accounts", is_flag=True,
+              help="Create the demo accounts even in a production configuration or beside real users.")
+def demo(port, no_serve, allow_demo_accounts):
     """Set up the demo (database, every study under forms/, users, sample data) and serve it on
-    127.0.0.1."""
+    127.0.0.1. Runs as development unless ECRF_ENV or ECRF_SECRET_KEY is set; refuses to create its
+    accounts in production or on a database with real users unless --allow-demo-accounts."""
     from ecrf.demo import prepare_demo
 
     with user_errors():
-        app, logins = prepare_demo()
+        app, logins = prepare_demo(allow_demo_accounts=allow_demo_accounts)
         url = f"http://127.0.0.1:{port}/login"
         click.echo(f"ecrf demo ready: {url}")
         click.echo("Sign in as any of these (password for all: " + logins.password + "):")

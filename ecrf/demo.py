@@ -8,13 +8,15 @@ again reuses what is there.
 import dataclasses
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from ecrf import create_app, migrate
 from ecrf.actor import Actor
 from ecrf.auth import accounts
+from ecrf.auth.passwords import DEMO_PASSWORD
 from ecrf.capture.service import enrol_subject, save_form
 from ecrf.capture.visits import set_visit_date
 from ecrf.db import get_session
@@ -26,7 +28,6 @@ from ecrf.paths import resource
 from ecrf.settings import load as load_settings
 from ecrf.studies import add_site, definition, get_study, list_sites
 
-DEMO_PASSWORD = "ecrf-demo-2026"
 #: Demo username -> role, one per role.
 DEMO_USERS = (
     ("admin", "admin", "Ada Admin"),
@@ -48,20 +49,49 @@ class DemoLogins:
     users: tuple  # (username, role)
 
 
-def demo_config():
-    settings = load_settings()
+class DemoRefused(EcrfError):
+    """The demo's accounts, with their published password, would go where they must not."""
+
+
+def demo_config(environ=None):
+    """The demo's settings: a development configuration it sets itself when the environment names
+    no mode and no secret key (a fresh machine), else what the environment says."""
+    settings = load_settings(environ)
     instance = Path(settings["INSTANCE_PATH"])
     instance.mkdir(parents=True, exist_ok=True)
     config = {"SECRET_KEY_FILE": str(instance / "secret_key")}
-    if not settings.get("SECRET_KEY"):
+    explicit = (os.environ if environ is None else environ).get("ECRF_ENV")
+    if not explicit and not settings.get("SECRET_KEY"):
         config["ECRF_ENV"] = "development"
     return config
 
 
-def prepare_demo(forms_path=None):
-    """Set the demo up; return the app and the demo logins."""
+def refuse_demo_accounts(app, allow=False):
+    """Raise DemoRefused, unless ``allow``, when the demo's accounts (one per role, all with the
+    published password) would be created in a production configuration or beside real accounts."""
+    if allow:
+        return
+    if app.config["ECRF_ENV"] == "production":
+        raise DemoRefused("ecrf demo refuses to create its accounts (published password) in a production "
+                          "configuration (ECRF_ENV=production, or a secret key and no ECRF_ENV); "
+                          "use --allow-demo-accounts to do it anyway")
+    engine = app.extensions["ecrf_db"].engine
+    if not inspect(engine).has_table(User.__tablename__):
+        return
+    demo_names = [username for username, _, _ in DEMO_USERS]
+    with engine.connect() as connection:
+        real = connection.scalar(select(func.count()).select_from(User).where(User.username.not_in(demo_names)))
+    if real:
+        raise DemoRefused(f"ecrf demo refuses to create its accounts (published password) in a database "
+                          f"that holds {real} other user(s); use --allow-demo-accounts to do it anyway")
+
+
+def prepare_demo(forms_path=None, allow_demo_accounts=False):
+    """Set the demo up; return the app and the demo logins. Refuses (DemoRefused) in a production
+    configuration or on a database with real users, unless ``allow_demo_accounts``."""
     app = create_app(demo_config())
     with app.app_context():
+        refuse_demo_accounts(app, allow_demo_accounts)
         migrate.upgrade(app.extensions["ecrf_db"].engine)
         session = get_session()
         cli = Actor.cli()
@@ -88,7 +118,7 @@ def _demo_users(session, actor, study_keys):
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             user = accounts.create_user(session, actor, username, DEMO_PASSWORD, name=name,
-                                        must_change_password=False)
+                                        must_change_password=False, demo_account=True)
         for key in study_keys:
             accounts.grant_role(session, actor, username, key, role)
         made[username] = Actor(user.id, user.username, role, actor.context)

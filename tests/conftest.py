@@ -165,6 +165,24 @@ def csrf_from():
 
 
 @pytest.fixture
+def idle_out(db):
+    """Make every open browser session look idle for ``minutes`` (the server's idle timeout reads
+    the session row's last_seen_at)."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from ecrf.models import WebSession
+
+    def idle(minutes=31):
+        db.execute(update(WebSession).where(WebSession.ended_at.is_(None)).values(
+            last_seen_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes)))
+        db.flush()
+
+    return idle
+
+
+@pytest.fixture
 def login_as(client):
     """Sign in through the real /login form (with its CSRF token)."""
 

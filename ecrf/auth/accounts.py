@@ -8,6 +8,7 @@ from sqlalchemy.orm import joinedload
 
 from audit import Action, append
 from ecrf.auth.passwords import PasswordRejected, check_policy, hash_password
+from ecrf.auth.sessions import end_user_sessions
 from ecrf.db import utcnow, write_transaction
 from ecrf.errors import Conflict, Invalid, NotFound
 from ecrf.models import ROLES, ApiToken, RoleGrant, Site, User
@@ -39,12 +40,14 @@ def _audit(session, actor, username, attribute, old, new, action=Action.USER, **
                                              new=new, reason=f"user {username}", **where))
 
 
-def create_user(session, actor, username, password, name=None, must_change_password=True):
-    """Create an active user; the password must meet the policy."""
+def create_user(session, actor, username, password, name=None, must_change_password=True, *,
+                demo_account=False):
+    """Create an active user; the password must meet the policy. ``demo_account`` is for
+    ``ecrf demo`` alone: it lets the demo's published password through (nothing else)."""
     if not isinstance(username, str) or not USERNAME.match(username):
         raise Invalid("a username is 2-64 letters, digits, '.', '_', '@' or '-'")
     try:
-        check_policy(password, username)
+        check_policy(password, username, demo_account=demo_account)
     except PasswordRejected as exc:
         raise Invalid(str(exc)) from None
     with write_transaction(session):
@@ -59,8 +62,10 @@ def create_user(session, actor, username, password, name=None, must_change_passw
     return user
 
 
-def update_user(session, actor, username, name=None, password=None, must_change_password=None):
-    """Change a user's name or password; a new password ends the user's other sessions."""
+def update_user(session, actor, username, name=None, password=None, must_change_password=None,
+                keep_session=None):
+    """Change a user's name or password. A new password ends the user's sessions (on every server at
+    once), but ``keep_session`` (the id of the session row the user changed it from)."""
     with write_transaction(session):
         user = get_user(session, username)
         if name is not None and name.strip() != user.name:
@@ -72,7 +77,7 @@ def update_user(session, actor, username, name=None, password=None, must_change_
             except PasswordRejected as exc:
                 raise Invalid(str(exc)) from None
             user.password_hash = hash_password(password)
-            user.session_epoch += 1
+            end_user_sessions(session, user.id, "password changed", keep=keep_session)
             user.failed_logins, user.locked_until = 0, None
             _audit(session, actor, username, "password", None, "changed")
         if must_change_password is not None and must_change_password != user.must_change_password:
@@ -89,7 +94,7 @@ def deactivate_user(session, actor, username, reason=None):
         if not user.active:
             raise Conflict(f"user {username!r} is already inactive")
         user.active = False
-        user.session_epoch += 1
+        end_user_sessions(session, user.id, "deactivated")
         append(session.connection(), actor.event(Action.USER, field=user_pointer(username, "active"),
                                                  old=True, new=False,
                                                  reason=reason or f"user {username} deactivated"))

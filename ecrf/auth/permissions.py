@@ -36,6 +36,12 @@ PERMISSIONS = {
     "arm.view": {"pharmacist"},
 }
 
+#: What ``audit.view`` needs beside it to show the audit events about patients (those naming a subject
+#: or a form record) at a site: the permission to view that data in its forms. An administrator holds
+#: ``audit.view`` for the study's configuration events and refusals, not for clinical values
+#: (ecrf.audit_view.scope_for).
+AUDIT_DATA_ACTION = "form.view"
+
 #: Actions whose answer depends on the site of the object acted on.
 SITE_ACTIONS = frozenset({
     "subject.view", "subject.enrol", "subject.state", "form.view", "form.edit", "form.sign",

@@ -9,10 +9,11 @@ from ecrf.models.study import FormVersion, Study, StudyVersion, StudyVersionForm
 from ecrf.models.subject import Subject, SubjectState
 from ecrf.models.user import ROLES, ApiToken, RoleGrant, User
 from ecrf.models.visit import SubjectVisit
+from ecrf.models.websession import LoginThrottle, WebSession
 
 __all__ = [
     "ROLES", "ApiToken", "IdempotencyKey", "FormRecord", "FormVersion", "RecordStatus", "RoleGrant", "Site", "Study",
     "StudyVersion", "StudyVersionForm", "Subject", "SubjectState", "SubjectVisit", "User",
-    "SaeReceipt", "SaeReport",
+    "SaeReceipt", "SaeReport", "LoginThrottle", "WebSession",
     "DataQuery", "FormStash", "Lock", "LockScope", "QueryMessage", "QueryState", "Signature", "Verification",
 ]

@@ -24,8 +24,6 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(default=True)
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[dt.datetime | None]
-    #: Bumped on deactivation and password change: sessions carrying an older value are ended.
-    session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     grants: Mapped[list["RoleGrant"]] = relationship(back_populates="user")

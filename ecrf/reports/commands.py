@@ -7,7 +7,6 @@ user's grants, so the report or the export is attributed to a person with a role
 the operator acts (allowed or not by ``permissions.CLI_COMMANDS``); the operator holds no role in any
 study, so a casebook made by the operator shows arms only in an open-label study.
 """
-import datetime as dt
 from pathlib import Path
 
 from audit import RequestContext
@@ -28,8 +27,7 @@ OPERATOR_READER = "operator"
 def authenticate(session, settings, username, password):
     """The user ``username`` once their password is confirmed; Invalid otherwise."""
     user = get_user(session, username)
-    policy = LoginPolicy(int(settings.get("LOCKOUT_ATTEMPTS", 5)),
-                         dt.timedelta(minutes=int(settings.get("LOCKOUT_MINUTES", 15))))
+    policy = LoginPolicy.from_settings(settings)
     if not confirm_password(session, user, password, CLI, policy, purpose="ecrf command line"):
         raise Invalid(f"the password of {username!r} is not right (or the account is locked)")
     return user

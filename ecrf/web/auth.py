@@ -2,8 +2,8 @@
 import datetime as dt
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, flash, g, has_request_context, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, current_app, flash, g, has_request_context, make_response, redirect,
+                   render_template, request, session, url_for)
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.form import _Auto
@@ -17,7 +17,8 @@ from audit import RequestContext
 from ecrf.actor import Actor
 from ecrf.auth import accounts
 from ecrf.auth.login import REFUSED, LoginPolicy, authenticate, record_logout
-from ecrf.db import get_session, utcnow
+from ecrf.auth.throttle import Throttled
+from ecrf.db import get_session
 from ecrf.errors import Invalid
 from ecrf.models import User
 
@@ -29,14 +30,14 @@ login_manager.session_protection = "strong"
 
 
 class SessionUser(UserMixin):
-    """The signed-in user; its id carries the session epoch, so a deactivation or password change
-    ends every other session of that user."""
+    """The signed-in user of a server-side session (``ecrf.web.sessions``): ending that session
+    (sign-out, sign-out everywhere, password change, deactivation) signs it out everywhere."""
 
     def __init__(self, user):
         self.user = user
 
     def get_id(self):
-        return f"{self.user.id}:{self.user.session_epoch}"
+        return str(self.user.id)
 
     def __getattr__(self, name):
         return getattr(self.user, name)
@@ -45,12 +46,14 @@ class SessionUser(UserMixin):
 @login_manager.user_loader
 def _load_user(user_id):
     try:
-        uid, epoch = (int(part) for part in user_id.split(":"))
-    except (ValueError, AttributeError):
+        uid = int(user_id)
+    except (TypeError, ValueError):
+        return None
+    if getattr(session, "user_id", None) != uid:  # the stored session row names whose it is
         return None
     # The user's role grants come in the same query: every page asks the permission table.
     user = get_session().get(User, uid, options=[joinedload(User.grants)])
-    if user is None or not user.active or user.session_epoch != epoch:
+    if user is None or not user.active:
         return None
     return SessionUser(user)
 
@@ -91,20 +94,24 @@ def login():
     form = LoginForm()
     next_url = safe_next(request.values.get("next"))
     if form.validate_on_submit():
-        policy = LoginPolicy(current_app.config["LOCKOUT_ATTEMPTS"],
-                             dt.timedelta(minutes=current_app.config["LOCKOUT_MINUTES"]))
-        user = authenticate(get_session(), form.username.data, form.password.data,
-                            request_context(), policy)
+        try:
+            user = authenticate(get_session(), form.username.data, form.password.data,
+                                request_context(), LoginPolicy.from_settings(current_app.config))
+        except Throttled as exc:
+            form.password.errors = [str(exc)]
+            response = make_response(render_template("auth/login.html", form=form, next=next_url), 429)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         if user is None:
             form.password.errors = [REFUSED]
             return render_template("auth/login.html", form=form, next=next_url), 401
         resume = session.get("resume")  # typed values kept at a timeout (see _idle_timeout)
-        session.clear()  # a new session at sign-in: no fixation
+        session.clear()  # nothing of the anonymous session but the stash id goes on
         if resume is not None:
             session["resume"] = resume
         login_user(SessionUser(user))
         session.permanent = True
-        session["seen"] = utcnow().timestamp()
+        session.renew("signed in")  # a new session id at sign-in: no fixation
         if user.must_change_password:
             return redirect(url_for("auth.change_password", next=next_url))
         return redirect(next_url or url_for("studies.index"))
@@ -116,7 +123,7 @@ def login():
 def logout():
     record_logout(get_session(), current_user.user, request_context())
     logout_user()
-    session.clear()
+    session.end("logout")
     flash("You are signed out.")
     return redirect(url_for("auth.login"))
 
@@ -133,45 +140,69 @@ def change_password():
             form.current.errors = ["This is not your current password."]
         else:
             try:
-                user = accounts.update_user(get_session(), current_actor(), current_user.username,
-                                            password=form.new.data, must_change_password=False)
+                accounts.update_user(get_session(), current_actor(), current_user.username,
+                                     password=form.new.data, must_change_password=False,
+                                     keep_session=session.row_id)
             except Invalid as exc:
                 form.new.errors = [str(exc)]
             else:
-                login_user(SessionUser(user))
+                session.renew("renewed")
                 flash("Your password was changed.")
                 return redirect(next_url or url_for("studies.index"))
     return render_template("auth/change_password.html", form=form, next=next_url)
 
 
+@bp.route("/account")
+@login_required
+def account():
+    """The signed-in user's account: their open sessions, sign out everywhere, change password."""
+    from ecrf.auth.sessions import is_idle, live_sessions
+
+    idle = dt.timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    rows = [row for row in live_sessions(get_session(), current_user.id) if not is_idle(row, idle)]
+    return render_template("auth/account.html", sessions=rows, current=session.row_id, form=FlaskForm())
+
+
+@bp.route("/account/sign-out-everywhere", methods=["POST"])
+@login_required
+def sign_out_everywhere():
+    from ecrf.auth.sessions import sign_out_everywhere as end_all
+
+    end_all(get_session(), current_actor(), current_user.user)
+    logout_user()
+    session.end("logout everywhere")
+    flash("You are signed out on every device.")
+    return redirect(url_for("auth.login"))
+
+
 def init_app(app):
+    from ecrf.web import sessions
+
+    sessions.init_app(app)
     login_manager.init_app(app)
 
     @app.before_request
     def _idle_timeout():
-        if not current_user.is_authenticated:
-            return None
-        now = utcnow().timestamp()
-        idle = app.config["SESSION_IDLE_MINUTES"] * 60
-        if now - session.get("seen", now) > idle:
-            page, resume = _keep_typed_values()
-            logout_user()
-            session.clear()
+        expired = getattr(session, "expired_user_id", None)
+        if expired is not None:  # the session had timed out (ecrf.web.sessions) and has ended
+            page, resume = _keep_typed_values(expired)
             if resume is not None:
                 session["resume"] = resume
             flash("Your session ended after a period of inactivity; please sign in again.")
             if request.path.startswith("/api/"):
                 return None
             return redirect(url_for("auth.login", next=page or request.full_path.rstrip("?")))
-        session["seen"] = now
+        if not current_user.is_authenticated:
+            return None
         if current_user.must_change_password and request.endpoint not in (
                 "auth.change_password", "auth.logout", "static"):
             return redirect(url_for("auth.change_password", next=request.full_path.rstrip("?")))
         _restore_typed_values()
         return None
-    # The cookie outlives the idle timeout (which the server enforces through "seen"), so that a
-    # form posted after the timeout still reaches _idle_timeout, which keeps what was typed; were
-    # the browser to drop the cookie first, the post would fail its CSRF check and lose them.
+    # The cookie outlives the idle timeout (which the server enforces through the session's
+    # last_seen_at), so that a form posted after the timeout still reaches _idle_timeout, which keeps
+    # what was typed; were the browser to drop the cookie first, the post would fail its CSRF check
+    # and lose them.
     app.config["PERMANENT_SESSION_LIFETIME"] = max(
         app.config["PERMANENT_SESSION_LIFETIME"],
         dt.timedelta(minutes=app.config["SESSION_IDLE_MINUTES"]) + dt.timedelta(hours=12))
@@ -193,7 +224,7 @@ def _page_for_post():
         return safe_next(referrer.path) if referrer.path else None
 
 
-def _keep_typed_values():
+def _keep_typed_values(user_id):
     """At a timeout: stash a posted page form for the same user; returns (page, stash id)."""
     if request.method != "POST" or request.path.startswith("/api/") or not request.form:
         return None, None
@@ -202,7 +233,7 @@ def _keep_typed_values():
     page = _page_for_post()
     if page is None:
         return None, None
-    return page, stash_form(get_session(), current_user.id, page, request.form.items(multi=True))
+    return page, stash_form(get_session(), user_id, page, request.form.items(multi=True))
 
 
 def _restore_typed_values():

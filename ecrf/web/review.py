@@ -5,7 +5,6 @@ e-signatures with password re-entry, and locks. Each view loads (404), asks the 
 Actions have URLs of their own so other pages (the form page) can link and post to them; a ``next``
 field (a path on this site) says where to return afterwards.
 """
-import datetime as dt
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -125,8 +124,7 @@ def _flash_form_errors(form):
 
 
 def _policy():
-    return LoginPolicy(current_app.config["LOCKOUT_ATTEMPTS"],
-                       dt.timedelta(minutes=current_app.config["LOCKOUT_MINUTES"]))
+    return LoginPolicy.from_settings(current_app.config)
 
 
 def _record_url(study, record):

@@ -31,12 +31,48 @@ def test_passwords_are_argon2id_hashes():
 @pytest.mark.parametrize("password,why", [
     ("short1!", "at least 10 characters"),
     ("nurse-2026-password", "must not contain the username"),
-    ("Password123", "too common"),
+    ("Password123", "10,000 most common"),
+    ("sunshine2026!", "10,000 most common"),
+    ("1qaz2wsx3edc", "10,000 most common"),
     ("aaaaaaaaaaaa", "too few different characters"),
+    ("abcdabcdabcd", "repeats one short block"),
+    ("Xy7!Xy7!Xy7!", "repeats one short block"),
+    ("qwertz-asdf", "keyboard or counting run"),
+    ("zxcvbnm,./99", "keyboard or counting run"),
+    ("9876543210ab", "keyboard or counting run"),
+    ("abcdefghijkl", "keyboard or counting run"),
+    ("ecrf-demo-2026", "published demo password"),
+    ("My-ECRF-Demo-2027", "published demo password"),
 ])
 def test_the_password_policy(db, actor, password, why):
     with pytest.raises(Invalid, match=why):
         accounts.create_user(db, actor, "nurse", password)
+
+
+@pytest.mark.parametrize("password", ["correct horse battery", "violet tractor lantern 42", "Tr0ub4dor&3x",
+                                      "myDog-Rex-1998"])
+def test_the_policy_lets_good_passwords_through(password):
+    passwords.check_policy(password, "nurse")
+
+
+def test_the_common_list_ships_with_the_package():
+    assert len(passwords.COMMON) == 10_000 and {"123456", "password", "qwerty"} <= passwords.COMMON
+
+
+def test_the_demo_password_only_through_the_demo(db, actor, make_user):
+    make_user("nurse")
+    with pytest.raises(Invalid, match="published demo password"):
+        accounts.update_user(db, actor, "nurse", password=passwords.DEMO_PASSWORD)
+    assert accounts.create_user(db, actor, "demo-user", passwords.DEMO_PASSWORD, demo_account=True).active
+
+
+def test_a_refused_password_on_the_page_says_why(client, login_as, make_user, csrf_from, db):
+    make_user("nurse")
+    login_as("nurse")
+    page = client.get("/account/password")
+    answer = client.post("/account/password", data={"csrf_token": csrf_from(page), "current": PASSWORD,
+                                                     "new": "qwertyuiop[]", "confirm": "qwertyuiop[]"})
+    assert answer.status_code == 200 and "keyboard or counting run" in answer.get_data(as_text=True)
 
 
 def test_first_sign_in_forces_a_change_except_for_scripted_accounts(cli, db):

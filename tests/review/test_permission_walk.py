@@ -30,9 +30,11 @@ from ecrf.models import ROLES
 
 #: Routes anyone may call.
 PUBLIC = {"auth.login", "static", "api.openapi"}
-#: Routes any signed-in user may call, about no study (signing out is not walked: it would end the
-#: walker's session; it is covered by tests/web/test_login.py).
-SIGNED_IN = {"studies.index", "auth.change_password", "auth.logout"}
+#: Routes any signed-in user may call, about their own account and no study (signing out, here or
+#: everywhere, is not walked: it would end the walker's session; tests/web/test_login.py and
+#: tests/auth/test_server_sessions.py cover them).
+SIGNED_IN = {"studies.index", "auth.change_password", "auth.logout", "auth.account",
+             "auth.sign_out_everywhere"}
 
 #: endpoint -> action, or {method: action}: the permission each route must ask for.
 ACTIONS = {

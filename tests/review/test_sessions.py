@@ -5,17 +5,12 @@ from sqlalchemy import select
 from ecrf.models import DataQuery, FormStash
 
 
-def _expire(client):
-    with client.session_transaction() as session:
-        session["seen"] -= 31 * 60
-
-
-def test_expired_session_posting_a_form_keeps_the_typed_values(trial, client, login_as, csrf_from, db):
+def test_expired_session_posting_a_form_keeps_the_typed_values(idle_out, trial, client, login_as, csrf_from, db):
     record = trial.save("01-001", "baseline", "vitals", {"sbp": 120, "assessed": "2026-11-02"})
     page = f"/studies/revw/records/{record.id}/queries/new"
     login_as("mon")
     token = csrf_from(client.get(page))
-    _expire(client)
+    idle_out()
     typed = "Source document says 131 mmHg; please check"
     response = client.post(page, data={"csrf_token": token, "field": "/dbp", "text": typed})
     assert response.status_code == 302 and f"/login?next={page}" in response.headers["Location"]
@@ -33,24 +28,24 @@ def test_expired_session_posting_a_form_keeps_the_typed_values(trial, client, lo
     assert typed not in client.get(page).get_data(as_text=True)
 
 
-def test_typed_values_are_not_shown_to_another_user(trial, client, login_as, csrf_from, db, make_user):
+def test_typed_values_are_not_shown_to_another_user(idle_out, trial, client, login_as, csrf_from, db, make_user):
     record = trial.save("01-001", "baseline", "vitals", {"sbp": 120, "assessed": "2026-11-02"})
     make_user("mon2", "monitor", "revw")
     page = f"/studies/revw/records/{record.id}/queries/new"
     login_as("mon")
     token = csrf_from(client.get(page))
-    _expire(client)
+    idle_out()
     client.post(page, data={"csrf_token": token, "field": "/sbp", "text": "private note"})
     login_as("mon2")
     assert "private note" not in client.get(page).get_data(as_text=True)
 
 
-def test_a_post_only_action_returns_to_the_page_it_came_from(trial, client, login_as, csrf_from):
+def test_a_post_only_action_returns_to_the_page_it_came_from(idle_out, trial, client, login_as, csrf_from):
     record = trial.save("01-001", "baseline", "vitals", {"sbp": 120, "assessed": "2026-11-02"})
     login_as("mon")
     review = f"/studies/revw/records/{record.id}"
     token = csrf_from(client.get(review))
-    _expire(client)
+    idle_out()
     response = client.post(f"{review}/verify", data={"csrf_token": token, "field": "/sbp"},
                            headers={"Referer": f"http://localhost{review}"})
     assert f"/login?next={review}" in response.headers["Location"]

@@ -83,11 +83,10 @@ def test_next_returns_to_the_page_asked_for(client, nurse, csrf_from):
     assert response.headers["Location"] == "/studies/demo"
 
 
-def test_idle_session_ends_and_returns_to_the_same_page(client, login_as, nurse):
+def test_idle_session_ends_and_returns_to_the_same_page(client, login_as, nurse, idle_out):
     login_as("nurse")
     assert client.get("/studies/demo").status_code == 200
-    with client.session_transaction() as session:
-        session["seen"] -= 31 * 60
+    idle_out()
     response = client.get("/studies/demo")
     assert response.status_code == 302
     assert "/login?next=/studies/demo" in response.headers["Location"]
