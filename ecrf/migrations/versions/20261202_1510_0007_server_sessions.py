@@ -1,7 +1,7 @@
 """server-side sessions and the per-address login throttle
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 14:30:00
 
 Browser sessions move from the signed cookie into ``web_session`` (the cookie keeps only a random
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

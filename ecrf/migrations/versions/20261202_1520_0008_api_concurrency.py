@@ -1,7 +1,7 @@
 """API concurrency: per-site subject id counter and idempotency keys
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-02 14:30:00
 
 Generated subject ids come from a counter on the site row (taken with UPDATE ... RETURNING), so
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
