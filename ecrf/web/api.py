@@ -40,13 +40,19 @@ NEW_SUBJECT_KEYS = ("site", "subject")
 SAVE_KEYS = ("data", "complete", "missing", "version", "reason")
 
 
-def _body(keys):
-    """The JSON object sent; 415 when it is not JSON, 400 when not an object, 422 for unknown keys."""
+def _body():
+    """The JSON object sent; 415 when it is not JSON, 400 when not an object."""
     if not request.is_json:
         raise UnsupportedMediaType("send JSON with Content-Type: application/json")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _only(body, keys):
+    """``body`` when it holds no key but ``keys``; else 422 naming the unknown ones (asked after
+    the permission check, like every validation)."""
     unknown = sorted(set(body) - set(keys))
     if unknown:
         raise Invalid(f"unknown keys in the body: {', '.join(map(repr, unknown))}; "
@@ -89,13 +95,14 @@ def list_subjects(study_key):
 @idempotent
 def create_subject(study_key):
     session = get_session()
-    body = _body(NEW_SUBJECT_KEYS)
+    body = _body()
     study = get_study(session, study_key)
     site_key = body.get("site")
     if not isinstance(site_key, str):
         raise Invalid("'site' is required", [("/site", "give the site id")])
     site = get_site(session, study, site_key)
     role = permissions.require(session, g.api_user, "subject.enrol", study, site)
+    _only(body, NEW_SUBJECT_KEYS)
     subject_key = body.get("subject")
     if subject_key is not None and not isinstance(subject_key, str):
         raise Invalid("'subject' must be text", [("/subject", "must be text")])
@@ -122,7 +129,7 @@ def log_form(study_key, subject_key, form_key):
     if request.method == "GET":
         return jsonify({"records": [dict(record_view(spec, r, form_key), record=str(r.seq))
                                     for r in subject_records(session, subject, form_key)]})
-    body = _body(SAVE_KEYS)
+    body = _only(_body(), SAVE_KEYS)
     result = service.save_form(session, api_actor(role), study_key, subject_key, "", form_key,
                                body.get("data"), complete=_flag(body, "complete"), missing=_missing(body))
     return jsonify({"record": str(result.record.seq), "version": result.record.version,
@@ -200,7 +207,7 @@ def _based_on(body):
 
 
 def _save(session, role, study_key, subject_key, visit_key, form_key, seq):
-    body = _body(SAVE_KEYS)
+    body = _only(_body(), SAVE_KEYS)
     version = _based_on(body)
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):

@@ -14,7 +14,7 @@ class instead of one check per route.
 * ``refuse_unstorable`` (a ``before_request`` hook) answers 400 for a JSON body that does not parse
   (on every route, whether or not it reads the body), and when a NUL character (which
   PostgreSQL refuses in text) or, in JSON, a lone surrogate (which no UTF-8 database stores) appears
-  anywhere in the path, the query, a form field or the JSON body.
+  anywhere in the path, the query, a header, a form field or the JSON body.
 """
 import json
 import math
@@ -130,6 +130,9 @@ def refuse_unstorable():
             raise NoSuchNumber(f"no {name.replace('_', ' ')} {value}: ids go up to {MAX_DB_INT}")
     if _UNSTORABLE_TEXT.search(request.path) or _text_unstorable(request.args):
         raise BadInput("the address holds a NUL character (%00), which ecrf does not accept")
+    # Header values reach the audit log too (the User-Agent of every event).
+    if any(_UNSTORABLE_TEXT.search(value) for value in request.headers.values()):
+        raise BadInput("a request header holds a NUL character, which ecrf does not accept")
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     if request.is_json and request.content_length != 0:

@@ -83,6 +83,14 @@ def test_every_route_with_nul_in_each_path_segment_and_query(app, client, seeded
     assert probed > 50
 
 
+def test_nul_in_a_header_is_refused(client, seeded, login_as):
+    for headers in ({"User-Agent": "probe\x00"}, {"Authorization": f"Bearer {seeded.token}\x00"}):
+        response = client.get(f"/api/v1/studies/{seeded.study}/subjects", headers=headers)
+        assert response.status_code == 400 and "NUL" in response.get_json()["error"]
+    page = client.post("/login", data={"username": "probe", "password": "x"}, headers={"User-Agent": "a\x00"})
+    assert page.status_code == 400
+
+
 @pytest.mark.parametrize("huge", HUGE)
 def test_every_integer_path_segment_beyond_the_database_is_a_404(app, client, seeded, huge):
     probed = 0
