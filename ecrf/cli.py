@@ -126,6 +126,7 @@ def demo(port, no_serve, allow_demo_accounts):
         for username, role in logins.users:
             click.echo(f"  {username:<14} {role}")
         if no_serve:
+            app.extensions["ecrf_db"].engine.dispose()
             return
         from ecrf.serve import run
 

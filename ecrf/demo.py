@@ -91,7 +91,11 @@ def prepare_demo(forms_path=None, allow_demo_accounts=False):
     configuration or on a database with real users, unless ``allow_demo_accounts``."""
     app = create_app(demo_config())
     with app.app_context():
-        refuse_demo_accounts(app, allow_demo_accounts)
+        try:
+            refuse_demo_accounts(app, allow_demo_accounts)
+        except DemoRefused:
+            app.extensions["ecrf_db"].engine.dispose()
+            raise
         migrate.upgrade(app.extensions["ecrf_db"].engine)
         session = get_session()
         cli = Actor.cli()
