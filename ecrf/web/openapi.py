@@ -102,9 +102,12 @@ def _errors(*codes):
             422: "Invalid data; errors point at the fields (or an Idempotency-Key reused for "
                  "another request)",
             428: "The record exists: send the version your change is based on (`version` or "
-                 "`If-Match`)"}
-    # Any request may be malformed (400: a NUL anywhere) or name something unknown (404).
-    return {str(c): _json("Error", text[c]) for c in sorted({400, 404, *codes})}
+                 "`If-Match`)",
+            503: "The database is not available (down, locked, read-only or full); nothing was "
+                 "saved: try again after `Retry-After` seconds"}
+    # Any request may be malformed (400: a NUL anywhere), name something unknown (404) or meet a
+    # database that cannot serve (503).
+    return {str(c): _json("Error", text[c]) for c in sorted({400, 404, 503, *codes})}
 
 
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
