@@ -101,9 +101,12 @@ class DatabaseSessionInterface(SessionInterface):
         try:
             self._save(app, session, response)
         except DATABASE_FAULTS as exc:
-            if session.row_id is not None and session.end_reason is None and not session.modified:
-                # Only last_seen_at was to be written: the session and the response stand.
-                app.logger.warning("session last-seen not stored: %s", exc)
+            if session.row_id is not None and session.end_reason is None and (
+                    not session.modified or request.method in ("GET", "HEAD")):
+                # Only last_seen_at was to be written, or a read of a stored session changed it
+                # (a message shown, a CSRF token made): the session and the response stand. A new
+                # session, a sign-in or a sign-out that cannot be stored is a 503.
+                app.logger.warning("session not stored: %s", exc)
                 return
             _answer_unavailable(response)
 
@@ -163,15 +166,15 @@ def _writer():
 def _answer_unavailable(response):
     """Turn ``response`` into the 503 answer when the session could not be stored: whatever the view
     did, this browser's session (its sign-in, its CSRF token) was not kept, so it must try again."""
-    from ecrf.web.errors import render_error
+    from ecrf.web.errors import RETRY_AFTER_SECONDS, UNAVAILABLE, render_error
 
-    body, status = render_error(503, "the database is not available; your session was not kept, try again")
+    body, status = render_error(503, UNAVAILABLE)
     page = current_app.make_response(body)
     response.status_code = status
     response.set_data(page.get_data())
     response.headers["Content-Type"] = page.headers["Content-Type"]
     response.headers.pop("Location", None)
-    response.headers["Retry-After"] = "5"
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response.headers["Cache-Control"] = "no-store"
 
 
