@@ -371,5 +371,6 @@ def writer_for(fmt):
     if fmt in ("dataset-json", "ndjson"):
         from ecrf.exchange.export_datasetjson import write_dataset_json
         return write_dataset_json
-    from ecrf.exchange.export_stats import write_stats
+    from ecrf.exchange.export_stats import require_extra, write_stats
+    require_extra()
     return write_stats
