@@ -45,6 +45,20 @@ class CsvFile:
         self.writer.writerow([_text(c) for c in cells])
         self.rows += 1
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, _exc, _tb):
+        if kind is not None:
+            self.discard()
+
+    def discard(self):
+        """Close the file after an error (its content no longer matters)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.text.flush()
+        with contextlib.suppress(OSError, ValueError):
+            self.raw.close()
+
     def close(self):
         self.text.flush()
         self.text.detach()
@@ -67,22 +81,22 @@ def _range_text(column):
 
 
 def _write_dictionary(folder, session, scope, tables, files):
-    out = CsvFile(folder, "dictionary.csv", DICTIONARY_COLUMNS)
     versions = {form: "; ".join(service.form_versions(session, scope, form)) for form in scope.forms}
-    for table in tables:
-        for column in table.columns:
-            out.write([table.name, table.form, table.group or "", column.name, column.oid, column.label,
-                       column.data_type, column.unit or "", _code_list_text(column), _range_text(column),
-                       "derived" if column.derived else "entered", versions[table.form]])
-    files["dictionary.csv"] = out.close()
+    with CsvFile(folder, "dictionary.csv", DICTIONARY_COLUMNS) as out:
+        for table in tables:
+            for column in table.columns:
+                out.write([table.name, table.form, table.group or "", column.name, column.oid, column.label,
+                           column.data_type, column.unit or "", _code_list_text(column), _range_text(column),
+                           "derived" if column.derived else "entered", versions[table.form]])
+        files["dictionary.csv"] = out.close()
 
 
 def _write_subjects(folder, session, scope, files):
     header = ["subject", "site", "state"] + (["arm"] if scope.arm_visible else [])
-    out = CsvFile(folder, "subjects.csv", header)
-    for row in service.iter_subjects(session, scope):
-        out.write(row if scope.arm_visible else row[:3])
-    files["subjects.csv"] = out.close()
+    with CsvFile(folder, "subjects.csv", header) as out:
+        for row in service.iter_subjects(session, scope):
+            out.write(row if scope.arm_visible else row[:3])
+        files["subjects.csv"] = out.close()
     return out.rows
 
 
@@ -111,8 +125,8 @@ def _write_form(folder, session, scope, tables, files, progress):
     with contextlib.ExitStack() as stack:
         outputs = []
         for table in tables:
-            out = CsvFile(folder, f"{table.name}.csv", [*table.keys, *(c.name for c in table.columns)])
-            stack.callback(out.raw.close)
+            out = stack.enter_context(CsvFile(folder, f"{table.name}.csv",
+                                              [*table.keys, *(c.name for c in table.columns)]))
             outputs.append(out)
         for record in service.iter_records(session, scope, [main.form]):
             keys = record.keys()
@@ -137,7 +151,11 @@ LONG_COLUMNS = ("subject", "site", "visit", "visit_date", "form", "record", "row
 
 def _write_long(folder, session, scope, tables, files, progress):
     """One row per subject, visit, record, (group row) and field with a value or a flag."""
-    out = CsvFile(folder, "long.csv", LONG_COLUMNS)
+    with CsvFile(folder, "long.csv", LONG_COLUMNS) as out:
+        return _write_long_rows(out, session, scope, tables, files, progress)
+
+
+def _write_long_rows(out, session, scope, tables, files, progress):
     by_form = {}
     for table in tables:
         by_form.setdefault(table.form, []).append(table)

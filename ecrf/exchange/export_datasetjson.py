@@ -10,6 +10,7 @@ A JSON file's ``records`` count comes after its rows (JSON objects are unordered
 written in one pass; the NDJSON metadata line needs the count first and costs one counting pass over
 the same snapshot.
 """
+import contextlib
 import dataclasses
 import datetime as dt
 import io
@@ -132,8 +133,10 @@ def write_dataset_json(session, scope, folder, *, actor, fmt="dataset-json", pro
                     "sha256": dataset.hashing.sha256.hexdigest()}
         finally:
             for dataset in datasets:
-                dataset.out.detach()
-                dataset.hashing.raw.close()
+                with contextlib.suppress(OSError, ValueError):
+                    dataset.out.detach()
+                with contextlib.suppress(OSError, ValueError):
+                    dataset.hashing.raw.close()
     document = service.manifest(scope, fmt, files, rows, actor, dataset_json_version=VERSION)
     (folder / "manifest.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n",
                                           encoding="utf-8")
