@@ -34,6 +34,15 @@ def _text(tag, text, lang="en"):
     return f"<{tag}><TranslatedText xml:lang={quoteattr(lang)}>{escape(str(text))}</TranslatedText></{tag}>"
 
 
+def _attr_value(cell):
+    """A Value attribute's quoted text (numbers need no escaping)."""
+    if isinstance(cell, int):
+        return f'"{cell}"'
+    if isinstance(cell, float):
+        return f'"{cell!r}"'
+    return quoteattr(cell)
+
+
 def _value(cell):
     if isinstance(cell, float):
         return repr(cell)
@@ -199,6 +208,7 @@ def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=Fa
         _user(users, sig.printed_name)
     meanings = {m: f"SD.{i + 1}" for i, m in enumerate(sorted({s.meaning for s in signed.values()}))}
     rows = {t.name: 0 for t in tables}
+    opening = {c.oid: f"<ItemData ItemOID={quoteattr(c.oid)} Value=" for t in tables for c in t.columns}
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     with path.open("wb") as raw:
         out = _Out(raw)
@@ -239,7 +249,7 @@ def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=Fa
                     rows[table.name] += 1
                     out.write(f"<ItemGroupData{_a(ItemGroupOID=table.oid, ItemGroupRepeatKey=group_repeat)}>")
                     for column, cell in items:
-                        out.write(f"<ItemData{_a(ItemOID=column.oid, Value=_value(cell))}")
+                        out.write(f"{opening[column.oid]}{_attr_value(cell)}")
                         change = changes.get(_pointer(table, column, number)) if audit else None
                         if change is None:
                             out.write("/>")

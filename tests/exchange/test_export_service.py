@@ -136,3 +136,18 @@ def test_an_export_reads_one_snapshot(new_database, tmp_path, backend):
     assert [line.split(",")[5] for line in doses[1:]] == ["2.5", "5"]
     dm = (tmp_path / "o" / "dm.csv").read_text(encoding="utf-8-sig").splitlines()
     assert any(line.startswith(two) and ",M,Male,3,Severe," in line for line in dm)
+
+
+def test_the_command_line_exports_and_refuses_with_one_line(xs, cli, tmp_path):
+    out = tmp_path / "cli"
+    result = cli("export", "csv", "--study", "xs", "--forms", "dm,ae", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "csv export of xs: 6 rows in 3 table(s)" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["ae.csv", "dictionary.csv", "dm.csv", "manifest.json",
+                                                     "subjects.csv"]
+    again = cli("export", "csv", "--study", "xs", "-o", str(out))
+    assert again.exit_code == 1 and "not empty; use --force" in again.output
+    assert cli("export", "odm", "--study", "nope", "-o", str(tmp_path / "x.xml")).output.strip() \
+        == "Error: no study 'nope'"
+    odm = cli("export", "odm", "--study", "xs", "--audit", "--signatures", "-o", str(tmp_path / "x.xml"))
+    assert odm.exit_code == 0 and (tmp_path / "x.xml").read_text(encoding="utf-8").startswith("<?xml")
