@@ -19,12 +19,10 @@ DICTIONARY_COLUMNS = ("table", "form", "group", "variable", "oid", "label", "typ
                       "range", "origin", "form_versions")
 
 
-def _text(value):
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return neutralise(value) if isinstance(value, str) else str(value)
+def _cells(cells):
+    """Cells for csv.writer: text neutralised (``neutralise``); numbers and None (an empty cell) as
+    they are, which csv writes itself (floats by repr, so nothing is rounded)."""
+    return [neutralise(c) if c.__class__ is str else c for c in cells]
 
 
 class CsvFile:
@@ -42,7 +40,7 @@ class CsvFile:
         self.rows = 0
 
     def write(self, cells):
-        self.writer.writerow([_text(c) for c in cells])
+        self.writer.writerow(_cells(cells))
         self.rows += 1
 
     def __enter__(self):

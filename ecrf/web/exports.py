@@ -94,19 +94,21 @@ def page(study_key):
                            formats=WEB_FORMATS)
 
 
+def _requested(user, actor_for, study_key):
+    """The download the request's arguments ask for, as ``user`` (acting as ``actor_for(role)``)."""
+    session = get_session()
+    fmt, sites, forms = _choices(request.args)
+    scope = export_service.scope_for(session, user, study_key, sites, forms)
+    return download(session, actor_for(scope.role), scope, fmt)
+
+
 @bp.get("/download")
 @login_required
 def page_download(study_key):
-    session = get_session()
-    fmt, sites, forms = _choices(request.args)
-    scope = export_service.scope_for(session, current_user.user, study_key, sites, forms)
-    return download(session, current_actor(scope.role), scope, fmt)
+    return _requested(current_user.user, current_actor, study_key)
 
 
 @api_bp.get("/studies/<study_key>/export")
 @bearer_required
 def api_export(study_key):
-    session = get_session()
-    fmt, sites, forms = _choices(request.args)
-    scope = export_service.scope_for(session, g.api_user, study_key, sites, forms)
-    return download(session, api_actor(scope.role), scope, fmt)
+    return _requested(g.api_user, api_actor, study_key)
