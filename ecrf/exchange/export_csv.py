@@ -22,7 +22,11 @@ DICTIONARY_COLUMNS = ("table", "form", "group", "variable", "oid", "label", "typ
 def _cells(cells):
     """Cells for csv.writer: text neutralised (``neutralise``); numbers and None (an empty cell) as
     they are, which csv writes itself (floats by repr, so nothing is rounded)."""
-    return [neutralise(c) if c.__class__ is str else c for c in cells]
+    return [neutralise(c) if c.__class__ is str and c[:1] in _FORMULA_FIRST else c for c in cells]
+
+
+#: First characters ``neutralise`` changes (asked of it, so the rule stays in one place).
+_FORMULA_FIRST = frozenset(ch for ch in map(chr, range(128)) if neutralise(ch) != ch)
 
 
 class CsvFile:

@@ -73,7 +73,28 @@ class Column:
                 return general(data, missing)
 
             return plain
+        if self.role == "label" and self.code_type != "boolean":
+            field, labels = self.field, self._labels()
+
+            def label(data, _missing):
+                value = data.get(field)
+                return None if value is None else labels.get(value)
+
+            return label
         return self._cell
+
+    def _labels(self):
+        """Stored value (as stored, and as text) -> label."""
+        labels = {}
+        for code, text in self.codes or ():
+            labels[code] = text
+            try:
+                parsed = json.loads(code)
+            except ValueError:
+                continue
+            if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+                labels[parsed] = text
+        return labels
 
     def _cell(self, data, missing):
         if self.role == "missing" or self.role == "reason":

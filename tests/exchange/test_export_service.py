@@ -12,6 +12,7 @@ from ecrf.auth.permissions import NotVisible
 from ecrf.errors import Conflict, NotFound, PermissionDenied
 from ecrf.exchange.export_service import ExportFailed, operator_scope, run_export, scope_for
 from tests.exchange.conftest import ARMS, fill, write_study
+from tests.exchange.test_export_csv import read
 
 
 def everything(folder):
@@ -132,10 +133,10 @@ def test_an_export_reads_one_snapshot(new_database, tmp_path, backend):
     session.close()
     database.engine.dispose()
     assert saved and result.rows["ex__doses"] == 2
-    doses = (tmp_path / "o" / "ex__doses.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert [line.split(",")[5] for line in doses[1:]] == ["2.5", "5"]
-    dm = (tmp_path / "o" / "dm.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert any(line.startswith(two) and ",M,Male,3,Severe," in line for line in dm)
+    doses = read(tmp_path / "o" / "ex__doses.csv")
+    assert [d["dose"] for d in doses] == ["2.5", "5"]
+    dm = {row["subject"]: row for row in read(tmp_path / "o" / "dm.csv")}
+    assert (dm[two]["sex"], dm[two]["grade"]) == ("M", "3")
 
 
 def test_the_command_line_exports_and_refuses_with_one_line(xs, cli, tmp_path):
