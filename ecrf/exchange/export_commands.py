@@ -36,11 +36,11 @@ def _scope_options(command):
 
 
 @contextlib.contextmanager
-def _progress(label):
+def progress(label, total):
     """A callback counting exported records: a bar on a terminal, a line per 10,000 otherwise."""
     done = [0]
     if sys.stderr.isatty():
-        with click.progressbar(length=None, label=label, file=sys.stderr, show_pos=True) as bar:
+        with click.progressbar(length=max(total, 1), label=label, file=sys.stderr, show_pos=True) as bar:
             yield bar.update
         return
 
@@ -55,12 +55,12 @@ def _progress(label):
 
 def _run(ctx, study_key, sites, forms, unblinded, force, fmt, output, **options):
     from ecrf.actor import Actor
-    from ecrf.exchange.export_service import operator_scope, run_export
+    from ecrf.exchange.export_service import count_records, operator_scope, run_export
 
     forms = tuple(f.strip() for chunk in forms for f in chunk.split(",") if f.strip())
     with user_errors(), ctx.session() as session:
         scope = operator_scope(session, study_key, sites, forms, unblinded)
-        with _progress(f"export {fmt} of {study_key}") as step:
+        with progress(f"export {fmt} of {study_key}", count_records(session, scope)) as step:
             result = run_export(session, Actor.cli(), scope, fmt, output, force=force, progress=step, **options)
     total = sum(result.rows.values())
     click.echo(f"{fmt} export of {study_key}: {total} rows in {len(result.rows)} table(s) -> {output} "

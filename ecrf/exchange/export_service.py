@@ -186,10 +186,11 @@ def iter_records(session, scope, forms=None):
         result.close()
 
 
-def count_records(session, scope, form):
+def count_records(session, scope):
+    """How many form records the scope holds (for a progress bar's length)."""
     return session.scalar(select(func.count()).select_from(FormRecord)
                           .join(Subject, Subject.id == FormRecord.subject_id)
-                          .where(*_subject_filter(scope), FormRecord.form_key == form))
+                          .where(*_subject_filter(scope), FormRecord.form_key.in_(scope.forms)))
 
 
 def iter_subjects(session, scope):

@@ -152,3 +152,20 @@ def test_the_command_line_exports_and_refuses_with_one_line(xs, cli, tmp_path):
         == "Error: no study 'nope'"
     odm = cli("export", "odm", "--study", "xs", "--audit", "--signatures", "-o", str(tmp_path / "x.xml"))
     assert odm.exit_code == 0 and (tmp_path / "x.xml").read_text(encoding="utf-8").startswith("<?xml")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch, capsys, terminal):
+    import sys
+
+    from ecrf.exchange import export_commands
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    with export_commands.progress("export csv of xs", 25_000) as step:
+        for _ in range(25_000):
+            step(1)
+    err = capsys.readouterr().err
+    if terminal:
+        assert "export csv of xs" in err and "25000/25000" in err
+    else:
+        assert err.splitlines() == ["export csv of xs: 10000 records", "export csv of xs: 20000 records"]
