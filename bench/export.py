@@ -151,7 +151,7 @@ def run_one(url, fmt, form, output, subjects_limit):
                 values += sum(v is not None for v in row)
                 writer.writerow([record.subject, record.site, record.visit, *row])
     else:
-        result = export_service.run_export(session, Actor.cli(), scope, fmt, output)
+        result = export_service.run_export(session, Actor.cli(), scope, fmt, output, force=True)
         values = None if not result.rows else sum(result.rows.values())
     seconds = time.perf_counter() - started
     session.close()

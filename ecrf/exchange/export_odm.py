@@ -184,13 +184,16 @@ def _last_changes(session, scope, record_id):
 
 
 def _signatures_by_record(session, scope):
-    from ecrf.models import Signature
+    """record id -> (Signature, the signer's username): the latest signature covering each record."""
+    from ecrf.models import Signature, User
 
     found = {}
-    for sig in session.scalars(select(Signature).where(Signature.study_id == scope.study.id)
-                               .order_by(Signature.signed_at)):
+    for sig, username in session.execute(select(Signature, User.username)
+                                         .join(User, User.id == Signature.signer_id)
+                                         .where(Signature.study_id == scope.study.id)
+                                         .order_by(Signature.signed_at, Signature.id)):
         for record_id in sig.record_ids or ([sig.record_id] if sig.record_id else []):
-            found[record_id] = sig  # the latest signature of a record wins
+            found[record_id] = (sig, username)
     return found
 
 
@@ -204,9 +207,9 @@ def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=Fa
     mdv = f"MDV.{scope.study.current.number}"
     users = _users(session, scope) if (audit or signatures) else {}
     signed = _signatures_by_record(session, scope) if signatures else {}
-    for sig in signed.values():
-        _user(users, sig.printed_name)
-    meanings = {m: f"SD.{i + 1}" for i, m in enumerate(sorted({s.meaning for s in signed.values()}))}
+    for _sig, username in signed.values():
+        _user(users, username)
+    meanings = {m: f"SD.{i + 1}" for i, m in enumerate(sorted({s.meaning for s, _u in signed.values()}))}
     rows = {t.name: 0 for t in tables}
     opening = {c.oid: f"<ItemData ItemOID={quoteattr(c.oid)} Value=" for t in tables for c in t.columns}
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -232,9 +235,9 @@ def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=Fa
                 out.write(f"<StudyEventData{_a(StudyEventOID=oid, StudyEventRepeatKey=repeat)}>")
             form_repeat = record.record if record.form in scope.spec.log_forms else None
             out.write(f"<FormData{_a(FormOID=f'F.{record.form}', FormRepeatKey=form_repeat)}>")
-            sig = signed.get(record.record_id)
+            sig, signer = signed.get(record.record_id, (None, None))
             if sig is not None:
-                out.write(f"<Signature><UserRef{_a(UserOID=users[sig.printed_name])}/>"
+                out.write(f"<Signature{_a(ID=f'SIG.{sig.id}')}><UserRef{_a(UserOID=users[signer])}/>"
                           f"<LocationRef{_a(LocationOID=f'LOC.{record.site}')}/>"
                           f"<SignatureRef{_a(SignatureOID=meanings[sig.meaning])}/>"
                           f"<DateTimeStamp>{sig.signed_at.strftime('%Y-%m-%dT%H:%M:%S+00:00')}</DateTimeStamp></Signature>")
@@ -250,7 +253,7 @@ def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=Fa
                     out.write(f"<ItemGroupData{_a(ItemGroupOID=table.oid, ItemGroupRepeatKey=group_repeat)}>")
                     for column, cell in items:
                         out.write(f"{opening[column.oid]}{_attr_value(cell)}")
-                        change = changes.get(_pointer(table, column, number)) if audit else None
+                        change = _change(changes, table, column, number) if audit else None
                         if change is None:
                             out.write("/>")
                             continue
@@ -278,10 +281,11 @@ def _user(users, name):
     return users[name]
 
 
-def _pointer(table, column, number):
-    """The audit log's JSON pointer of the value a column holds."""
+def _change(changes, table, column, number):
+    """The last change of the value a column holds: logged at its own pointer (``/doses/1/dose``),
+    or at its repeating group's when rows were added or removed (the group is then one leaf)."""
     if table.group:
-        return f"/{table.group}/{number - 1}/{column.field}"
-    return f"/{column.field}"
+        return changes.get(f"/{table.group}/{number - 1}/{column.field}") or changes.get(f"/{table.group}")
+    return changes.get(f"/{column.field}")
 
 

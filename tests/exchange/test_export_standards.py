@@ -131,3 +131,28 @@ def test_a_missing_extra_is_named(monkeypatch, xs, db, actor, tmp_path):
     with pytest.raises(ExtraMissing, match=r"ecrf\[stats\]"):
         run_export(db, actor, operator_scope(db, "xs"), "dta", tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+@needs_reference
+def test_odm_carries_audit_records_and_signatures_for_archiving(xs, db, actor, export, make_user):
+    etree = pytest.importorskip("lxml.etree")
+    from ecrf.actor import Actor
+    from ecrf.capture.service import save_form
+    from ecrf.review import signatures
+    from tests.conftest import TEST_PASSWORD
+
+    doc = make_user("doc", "investigator", "xs")
+    signer = Actor(doc.id, doc.username, "investigator")
+    saved = save_form(db, signer, "xs", xs.one, "v1", "ex", EX_1, complete=True)
+    signatures.sign(db, signer, "xs", xs.one, "form", TEST_PASSWORD, record_id=saved.record.id)
+    _, out = export("odm", audit=True, signatures=True)
+    schema = etree.XMLSchema(etree.parse(str(ODM_XSD)))
+    assert schema.validate(etree.parse(str(out))), schema.error_log
+    odm = _odm(out)
+    users = {u.OID: u.LoginName._content for u in odm.AdminData[0].User}
+    subject = next(s for s in odm.ClinicalData[0].SubjectData if s.SubjectKey == xs.one)
+    form = next(f for e in subject.StudyEventData for f in e.FormData if f.FormOID == "F.ex")
+    assert users[form.Signature.UserRef.UserOID] == "doc"
+    dose = next(i for g in form.ItemGroupData if g.ItemGroupRepeatKey == "2" for i in g.ItemData
+                if i.ItemOID == "IT.ex.doses.dose")
+    assert users[dose.AuditRecord.UserRef.UserOID] == actor.name  # its last change: the fixture's save
