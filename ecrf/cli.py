@@ -503,6 +503,9 @@ def audit_export(ctx, study_key, accounts, fmt, output, unblinded):
                f"(through event {result.through_seq}) written to {output}")
 
 
+import ecrf.exchange.export_commands  # noqa: E402,F401  (registers `ecrf export`)
+
+
 # --- every command asks the permission table --------------------------------------------------------
 
 def _ask_the_permission_table(group, prefix=""):

@@ -178,6 +178,7 @@ CLI_COMMANDS = {
     "audit verify": "audit.verify", "audit checkpoint": "audit.verify", "audit export": "audit.view",
     # Clinical documents: issued by a named user (--as), or by the operator where allowed below.
     "sae report": "sae.issue", "casebook": "export",
+    "export csv": "export", "export odm": "export", "export dataset-json": "export", "export stats": "export",
     # Dictionaries, no study data: searching reads shipped or imported files only.
     "coding search": None, "coding import-meddra": "system.manage",
 }

@@ -28,3 +28,5 @@ def init_app(app):
     app.register_blueprint(capture.bp)
     reports.init_app(app)
     coding.init_app(app)
+    from ecrf.web import exports
+    exports.init_app(app)

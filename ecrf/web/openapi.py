@@ -270,5 +270,27 @@ def document(base="/api/v1"):
                         "responses": {"200": _with_etag(_json("Saved", "Saved")),
                                       "409": _json("Conflict", CONFLICT_TEXT), **put_errors}},
             },
+            **_export_paths(base),
         },
     }
+
+
+def _export_paths(base):
+    """Data exports (ecrf/web/exports.py)."""
+    return {f"{base}/studies/{{study}}/export": {
+        "parameters": _params("study"),
+        "get": {"summary": "Export the study's data the caller may see (streamed; audited)",
+                "parameters": [
+                    {"name": "format", "in": "query", "schema": {
+                        "enum": ["csv", "csv-long", "odm", "dataset-json", "ndjson", "dta", "sav", "xpt"],
+                        "default": "csv"}},
+                    {"name": "site", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
+                     "style": "form", "explode": True},
+                    {"name": "form", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
+                     "style": "form", "explode": True}],
+                "responses": {"200": {"description": "ODM as XML; every other format a ZIP of its files "
+                                                     "with manifest.json",
+                                      "content": {"application/xml": {}, "application/zip": {}}},
+                              "501": _json("Error", "The format's optional extra is not installed"),
+                              "507": _json("Error", "The server could not write the export"),
+                              **_errors(401, 403, 404, 422)}}}}

@@ -72,6 +72,9 @@ ACTIONS = {
     "review.lock_study": "study.lock",
     "review.unlock_study": "study.lock",
     "review.subject_review": "form.view",
+    "exports.page": "export",
+    "exports.page_download": "export",
+    "api_exports.api_export": "export",
 }
 
 DENIED = {401, 403, 404}
