@@ -1,0 +1,1 @@
+"""Data exchange: exports (CSV, statistics formats, CDISC ODM, Dataset-JSON) and imports."""
