@@ -329,9 +329,9 @@ def _study(conversion, study_id, title, study_el, mdv, defs, form_keys):
 
 
 def import_odm(path, study_id, output, *, title=None, force=False):
-    """Convert the ODM file at ``path`` and write the study to ``output``; return the Conversion."""
+    """Convert the ODM file at ``path`` and write the study to ``output``; return the Conversion
+    and the study as loaded from the folder written."""
     from ecrf.exchange.studyfiles import write_study
 
     conversion = convert_odm(parse_odm(path), study_id, title)
-    write_study(conversion, output, force=force)
-    return conversion
+    return conversion, write_study(conversion, output, force=force)

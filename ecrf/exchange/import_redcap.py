@@ -271,6 +271,8 @@ def _circular_logic(rows):
 
 def _label(conversion, where, text, name):
     label = plain_text(text)
+    if "\ufffd" in label:
+        conversion.warn(where, "the label holds U+FFFD (characters lost before the export); kept as is")
     if _PIPING.search(label):
         conversion.warn(where, "piping (a [field] in the label) is not supported; shown as written")
     if not label:
@@ -521,11 +523,11 @@ def _visits(conversion, events, forms, log_forms):
 
 def import_redcap(path, study_id, output, *, title=None, events_path=None, repeating=(), encoding=None,
                   force=False):
-    """Convert the dictionary at ``path`` and write the study to ``output``; return the Conversion."""
+    """Convert the dictionary at ``path`` and write the study to ``output``; return the Conversion
+    and the study as loaded from the folder written."""
     from ecrf.exchange.studyfiles import write_study
 
     rows = read_dictionary(path, encoding)
     events = read_events(events_path, encoding) if events_path else None
     conversion = convert_dictionary(rows, study_id, title, events=events, repeating=repeating)
-    write_study(conversion, output, force=force)
-    return conversion
+    return conversion, write_study(conversion, output, force=force)

@@ -240,11 +240,24 @@ def to_condition(node, kinds):
             flip = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
             left, right, node = right, left, Op(flip.get(node.op, node.op), (right, left))
         if not (isinstance(left, Ref) and isinstance(right, Lit)):
+            call = _first_call(node)
+            if call is not None:
+                raise Untranslatable(f"the function {call}() cannot be translated into a condition")
             raise Untranslatable("only comparisons of a field with a value can be translated")
         return _comparison(left, node.op, right.value, kinds)
     if isinstance(node, Call):
         raise Untranslatable(f"the function {node.name}() cannot be translated into a condition")
     raise Untranslatable("only comparisons joined by and/or can be translated into a condition")
+
+
+def _first_call(node):
+    if isinstance(node, Call):
+        return node.name
+    for arg in getattr(node, "args", ()):
+        found = _first_call(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _comparison(ref, op, value, kinds):
