@@ -182,8 +182,10 @@ def _form(conversion, key, form, defs, units):
     if not properties:
         conversion.warn(key, "the form has no item ecrf can hold; left out")
         return None
-    doc = {"$schema": SCHEMA, "title": _text(form) or form.get("Name") or key, "type": "object",
+    doc = {"$schema": SCHEMA, "title": (form.get("Name") or _text(form) or key)[:500], "type": "object",
            "properties": properties}
+    if _text(form) and _text(form) != doc["title"]:
+        doc["description"] = _text(form)
     if required:
         doc["required"] = required
     if sections:
@@ -304,7 +306,7 @@ def _study(conversion, study_id, title, study_el, mdv, defs, form_keys):
             conversion.warn(f"StudyEventDef {oid}", "a repeating event is one visit in ecrf "
                                                     "(add unscheduled visits for repeats)")
         visits.append({"id": make_key(oid, taken, "visit"),
-                       "label": (_text(event) or event.get("Name") or oid)[:500], "forms": forms})
+                       "label": (event.get("Name") or _text(event) or oid)[:500], "forms": forms})
     for visit in visits:
         moved = [f for f in visit["forms"] if f in log_forms]
         if moved:
