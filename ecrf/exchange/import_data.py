@@ -16,6 +16,8 @@ stored is left alone.
 import dataclasses
 import json
 
+from sqlalchemy import func
+
 from audit import RequestContext
 from ecrf.actor import Actor
 from ecrf.auth import permissions
@@ -278,18 +280,19 @@ def _import_row(session, user, study, spec, form_def, is_log, number, cells, fie
         seq = int(record_text)
         if not is_log and seq != 1:
             raise Invalid("bad record", [("/record", "a visit form has one record: leave it empty or 1")])
-    record = session.query(FormRecord).filter_by(subject_id=subject.id, visit_key=visit_key,
-                                                 form_key=form_def.id, seq=seq).one_or_none()
-    if is_log and record is None:
-        if not record_text:
-            seq = None  # a new entry, numbered by the service
-        else:
-            last = session.query(FormRecord.seq).filter_by(
-                subject_id=subject.id, visit_key="", form_key=form_def.id).order_by(FormRecord.seq.desc()).first()
-            if seq != (last[0] if last else 0) + 1:
-                raise Invalid("bad record", [("/record", f"entry {seq} does not exist; the next new entry "
-                                                          f"is {(last[0] if last else 0) + 1}")])
-            seq = None
+    record = None
+    if is_log and not record_text:
+        seq = None  # a new entry, numbered by the service
+    else:
+        record = session.query(FormRecord).filter_by(subject_id=subject.id, visit_key=visit_key,
+                                                     form_key=form_def.id, seq=seq).one_or_none()
+    if is_log and record is None and seq is not None:
+        last = session.query(func.max(FormRecord.seq)).filter_by(
+            subject_id=subject.id, visit_key="", form_key=form_def.id).scalar() or 0
+        if seq != last + 1:
+            raise Invalid("bad record", [("/record", f"entry {seq} does not exist; the next new entry "
+                                                      f"is {last + 1}")])
+        seq = None
     stored = dict(record.data or {}) if record is not None else {}
     stored_missing = dict(record.missing or {}) if record is not None else {}
     data = stored | fields
