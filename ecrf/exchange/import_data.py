@@ -16,7 +16,8 @@ stored is left alone.
 import dataclasses
 import json
 
-from sqlalchemy import func
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from audit import RequestContext
 from ecrf.actor import Actor
@@ -193,6 +194,7 @@ def import_data(session, user, study_key, form_key, path, *, reason=None, dry_ru
     session.expire_all()
     try:
         with write_transaction(session):
+            context = _Context(session, user, study)
             for number, row in enumerate(rows, start=2):
                 if not any(cell.strip() for cell in row):
                     continue
@@ -217,14 +219,17 @@ def import_data(session, user, study_key, form_key, path, *, reason=None, dry_ru
                 if bad:
                     problems += bad
                     continue
+                context.enrolled = []
                 try:
                     with session.begin_nested():
-                        report.rows.append(_import_row(session, user, study, spec, form_def, is_log,
+                        report.rows.append(_import_row(context, spec, form_def, is_log,
                                                        number, cells, fields, flags, reason))
                 except Invalid as exc:
+                    context.forget_enrolled()
                     problems += [(number, ptr or "/", msg) for ptr, msg in exc.errors] or \
                         [(number, "/", str(exc))]
                 except EcrfError as exc:
+                    context.forget_enrolled()
                     problems.append((number, "/", str(exc)))
             if problems:
                 raise ImportRefused(problems)
@@ -237,26 +242,49 @@ def import_data(session, user, study_key, form_key, path, *, reason=None, dry_ru
     return report
 
 
-def _import_row(session, user, study, spec, form_def, is_log, number, cells, fields, flags, reason):
+class _Context:
+    """What every row of one import shares: the user's role at each site (asked once per site of
+    the permission table) and the study's subjects by id (read once; new ones join)."""
+
+    def __init__(self, session, user, study):
+        self.session, self.user, self.study = session, user, study
+        self.actors = {}
+        #: Subjects enrolled by the row being imported (forgotten when its savepoint rolls back).
+        self.enrolled = []
+        self.subjects = {s.key: s for s in session.scalars(
+            select(Subject).where(Subject.study_id == study.id).options(selectinload(Subject.site)))}
+
+    def forget_enrolled(self):
+        for key in self.enrolled:
+            self.subjects.pop(key, None)
+
+    def actor(self, site):
+        if site.id not in self.actors:
+            role = permissions.require(self.session, self.user, "data.import", self.study, site)
+            self.actors[site.id] = Actor(self.user.id, self.user.username, role, IMPORT)
+        return self.actors[site.id]
+
+
+def _import_row(context, spec, form_def, is_log, number, cells, fields, flags, reason):
+    session, study = context.session, context.study
     subject_key = cells.get("subject", "")
     if not subject_key:
         raise Invalid("no subject", [("/subject", "give the subject id")])
-    subject = session.query(Subject).filter_by(study_id=study.id, key=subject_key).one_or_none()
+    subject = context.subjects.get(subject_key)
     site_key = cells.get("site", "")
     if subject is None:
         if not site_key:
             raise Invalid("new subject", [("/site", f"subject {subject_key!r} is new: give its site")])
-        site = get_site(session, study, site_key)
-        role = permissions.require(session, user, "data.import", study, site)
-        actor = Actor(user.id, user.username, role, IMPORT)
+        actor = context.actor(get_site(session, study, site_key))
         subject = enrol_subject(session, actor, study.key, site_key, subject_key)
+        context.subjects[subject_key] = subject
+        context.enrolled.append(subject_key)
         created_subject = True
     else:
         if site_key and site_key != subject.site.key:
             raise Invalid("wrong site", [("/site", f"subject {subject_key!r} is at site "
                                                     f"{subject.site.key!r}, not {site_key!r}")])
-        role = permissions.require(session, user, "data.import", study, subject.site)
-        actor = Actor(user.id, user.username, role, IMPORT)
+        actor = context.actor(subject.site)
         created_subject = False
     visit_key = "" if is_log else cells.get("visit", "")
     if is_log and cells.get("visit"):

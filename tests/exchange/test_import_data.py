@@ -188,3 +188,13 @@ def test_the_command_imports_as_a_user_and_lists_problems(cli, db, study):
     assert "1 problem(s); nothing was imported" in bad.output
     no_user = cli("import", "data", str(study.path), "--study", "imp", "--form", "vs")
     assert no_user.exit_code == 2 and "--as" in no_user.output
+
+
+def test_a_subject_enrolled_by_a_refused_row_is_not_taken_as_existing(db, study):
+    rows = ["01-009,01,v1,,,,,2024-03-01,M,,true,120,,,,,,",   # enrols, then the save is refused
+            "01-009,01,v1,,,,,2024-03-01,M,,,130,,,,,,"]       # the same subject, valid on its own
+    with pytest.raises(ImportRefused) as exc:
+        study.run(rows)
+    assert exc.value.lines() == [
+        "row 2: /pregnant: this field does not apply to the answers given; leave it empty"]
+    assert db.scalar(select(func.count()).select_from(Subject)) == 0
