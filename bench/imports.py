@@ -58,20 +58,23 @@ def bench_import(url, records, folder):
     actor = Actor.system("bench")
     study = load_study(resource("forms") / "mesrix-ii")
     publish_study(session, actor, study)
-    add_site(session, actor, study.id, "91", "Bench site")
+    # the study's subject ids allow 999 subjects per site
+    sites = [str(60 + i) for i in range(-(-records // 900))]
+    for site in sites:
+        add_site(session, actor, study.id, site, f"Bench site {site}")
     form = max(study.forms.values(), key=lambda f: len(f.fields))
     visit = next(v for v in study.visits if form.id in v.forms)
     document = sample_document(form, dt.date(2026, 1, 1))
     user = accounts.create_user(session, actor, "benchdm", "bench password 1", must_change_password=False)
     accounts.grant_role(session, actor, "benchdm", study.id, "data_manager")
-    keys = [enrol_subject(session, actor, study.id, "91").key for _ in range(records)]
+    keys = [enrol_subject(session, actor, study.id, sites[i // 900]).key for i in range(records)]
     names = [f.name for f in form.fields]
     path = Path(folder) / "rows.csv"
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["subject", "site", "visit", *names])
         for key in keys:
-            writer.writerow([key, "91", visit.id, *(cell(document.get(n)) for n in names)])
+            writer.writerow([key, key[:2], visit.id, *(cell(document.get(n)) for n in names)])
     start = time.perf_counter()
     report = import_data(session, user, study.id, form.id, path)
     elapsed = time.perf_counter() - start

@@ -28,7 +28,7 @@ from ecrf.capture.visits import set_visit_date, subject_visits
 from ecrf.db import write_transaction
 from ecrf.definitions.model import code_values, ref_target
 from ecrf.errors import EcrfError, Invalid, NotFound
-from ecrf.exchange.studyfiles import read_csv
+from ecrf.exchange.studyfiles import parse_csv, read_text
 from ecrf.models import FormRecord, RecordStatus, Subject
 from ecrf.studies import definition, get_site, get_study
 
@@ -179,7 +179,14 @@ def import_data(session, user, study_key, form_key, path, *, reason=None, dry_ru
     Raises ImportRefused listing every problem (nothing written), or Invalid/NotFound for a file or
     form that cannot be read at all.
     """
-    header, rows = read_csv(path, encoding)
+    return import_csv_text(session, user, study_key, form_key, read_text(path, encoding, "CSV file"),
+                           reason=reason, dry_run=dry_run, name=str(path))
+
+
+def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dry_run=False,
+                    name="the file", context=IMPORT):
+    """``import_data`` of CSV text (an upload); ``context`` is the request's, on the import channel."""
+    header, rows = parse_csv(text, name)
     study = get_study(session, study_key)
     spec = definition(study)
     if form_key not in spec.forms:
@@ -194,7 +201,7 @@ def import_data(session, user, study_key, form_key, path, *, reason=None, dry_ru
     session.expire_all()
     try:
         with write_transaction(session):
-            context = _Context(session, user, study)
+            rows_context = _Context(session, user, study, context)
             for number, row in enumerate(rows, start=2):
                 if not any(cell.strip() for cell in row):
                     continue
@@ -219,17 +226,17 @@ def import_data(session, user, study_key, form_key, path, *, reason=None, dry_ru
                 if bad:
                     problems += bad
                     continue
-                context.enrolled = []
+                rows_context.enrolled = []
                 try:
                     with session.begin_nested():
-                        report.rows.append(_import_row(context, spec, form_def, is_log,
+                        report.rows.append(_import_row(rows_context, spec, form_def, is_log,
                                                        number, cells, fields, flags, reason))
                 except Invalid as exc:
-                    context.forget_enrolled()
+                    rows_context.forget_enrolled()
                     problems += [(number, ptr or "/", msg) for ptr, msg in exc.errors] or \
                         [(number, "/", str(exc))]
                 except EcrfError as exc:
-                    context.forget_enrolled()
+                    rows_context.forget_enrolled()
                     problems.append((number, "/", str(exc)))
             if problems:
                 raise ImportRefused(problems)
@@ -246,8 +253,9 @@ class _Context:
     """What every row of one import shares: the user's role at each site (asked once per site of
     the permission table) and the study's subjects by id (read once; new ones join)."""
 
-    def __init__(self, session, user, study):
+    def __init__(self, session, user, study, request_context):
         self.session, self.user, self.study = session, user, study
+        self.request_context = request_context
         self.actors = {}
         #: Subjects enrolled by the row being imported (forgotten when its savepoint rolls back).
         self.enrolled = []
@@ -261,7 +269,7 @@ class _Context:
     def actor(self, site):
         if site.id not in self.actors:
             role = permissions.require(self.session, self.user, "data.import", self.study, site)
-            self.actors[site.id] = Actor(self.user.id, self.user.username, role, IMPORT)
+            self.actors[site.id] = Actor(self.user.id, self.user.username, role, self.request_context)
         return self.actors[site.id]
 
 

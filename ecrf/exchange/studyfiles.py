@@ -108,13 +108,17 @@ def read_text(path, encoding=None, what="file"):
 
 def read_csv(path, encoding=None, what="CSV file"):
     """(header, rows as lists) of a CSV file; a CSV without a header is refused."""
-    text = read_text(path, encoding, what)
+    return parse_csv(read_text(path, encoding, what), path, what)
+
+
+def parse_csv(text, name="the file", what="CSV file"):
+    """(header, rows as lists) of CSV text (a leading byte-order mark is dropped)."""
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True))
     except csv.Error as exc:
-        raise Invalid(f"{path}: not a readable CSV file ({exc})") from None
+        raise Invalid(f"{name}: not a readable CSV file ({exc})") from None
     if not rows:
-        raise Invalid(f"{path}: the {what} is empty")
+        raise Invalid(f"{name}: the {what} is empty")
     return [h.strip() for h in rows[0]], rows[1:]
 
 

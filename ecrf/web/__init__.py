@@ -24,5 +24,7 @@ def init_app(app):
     app.register_blueprint(admin.bp)
     from ecrf.web import capture
     app.register_blueprint(capture.bp)
+    from ecrf.web import imports
+    app.register_blueprint(imports.bp)
     reports.init_app(app)
     coding.init_app(app)

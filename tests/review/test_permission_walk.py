@@ -70,6 +70,7 @@ ACTIONS = {
     "review.lock_study": "study.lock",
     "review.unlock_study": "study.lock",
     "review.subject_review": "form.view",
+    "imports.data": "data.import",
 }
 
 DENIED = {401, 403, 404}
