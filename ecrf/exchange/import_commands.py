@@ -25,6 +25,30 @@ def _report(conversion, loaded, output):
                f"{len(conversion.warnings)} warning(s); valid (content {loaded.hash[:12]})")
 
 
+def _definition_options(command):
+    """The options both definition imports take: the study id, the folder, its title, --force."""
+    for decorator in reversed([
+        click.option("--study-id", required=True, help="Id of the new study (lower-case, digits, '-')."),
+        click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+                     help="Study folder to write, named after the study id (forms/ID)."),
+        click.option("--title", help="The study's title (default: the study id, or ODM's StudyName)."),
+        click.option("--force", is_flag=True, help="Replace the .json files of an existing study folder."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def _convert(run):
+    """The result of a conversion, or every problem it met on stderr and exit 1."""
+    from ecrf.exchange.studyfiles import ConversionRefused
+
+    with user_errors():
+        try:
+            return run()
+        except ConversionRefused as exc:
+            _refusal(exc)
+
+
 def _refusal(exc):
     for where, message in getattr(exc, "errors", ()):
         click.echo(f"{where}: {message}", err=True)
@@ -33,51 +57,31 @@ def _refusal(exc):
 
 @import_group.command("redcap")
 @click.argument("dictionary", type=click.Path(exists=True, dir_okay=False))
-@click.option("--study-id", required=True, help="Id of the new study (lower-case, digits, '-').")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Study folder to write, named after the study id (forms/ID).")
-@click.option("--title", help="The study's title (default: the study id).")
+@_definition_options
 @click.option("--events", "events_path", type=click.Path(exists=True, dir_okay=False),
               help="REDCap's instrument-event mapping (formEventMapping CSV): events become visits.")
 @click.option("--repeating", multiple=True, metavar="FORM",
               help="A repeating instrument: it becomes a log form (repeatable).")
 @click.option("--encoding", help="The files' encoding when not UTF-8.")
-@click.option("--force", is_flag=True, help="Replace the .json files of an existing study folder.")
-def import_redcap_command(dictionary, study_id, output, title, events_path, repeating, encoding, force):
+def import_redcap_command(dictionary, study_id, output, title, force, events_path, repeating, encoding):
     """Convert a REDCap data dictionary (CSV) into a study folder that ecrf study validate accepts;
     what cannot be converted is listed as warnings, one per field."""
     from ecrf.exchange.import_redcap import import_redcap
-    from ecrf.exchange.studyfiles import ConversionRefused
 
-    with user_errors():
-        try:
-            conversion, loaded = import_redcap(dictionary, study_id, output, title=title,
-                                               events_path=events_path, repeating=repeating,
-                                               encoding=encoding, force=force)
-        except ConversionRefused as exc:
-            _refusal(exc)
-    _report(conversion, loaded, output)
+    _report(*_convert(lambda: import_redcap(dictionary, study_id, output, title=title,
+                                            events_path=events_path, repeating=repeating,
+                                            encoding=encoding, force=force)), output)
 
 
 @import_group.command("odm")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--study-id", required=True, help="Id of the new study (lower-case, digits, '-').")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Study folder to write, named after the study id (forms/ID).")
-@click.option("--title", help="The study's title (default: the ODM StudyName).")
-@click.option("--force", is_flag=True, help="Replace the .json files of an existing study folder.")
+@_definition_options
 def import_odm_command(file, study_id, output, title, force):
     """Convert the metadata of a CDISC ODM 1.3 file into a study folder that ecrf study validate
     accepts; DTDs and entities are refused."""
     from ecrf.exchange.import_odm import import_odm
-    from ecrf.exchange.studyfiles import ConversionRefused
 
-    with user_errors():
-        try:
-            conversion, loaded = import_odm(file, study_id, output, title=title, force=force)
-        except ConversionRefused as exc:
-            _refusal(exc)
-    _report(conversion, loaded, output)
+    _report(*_convert(lambda: import_odm(file, study_id, output, title=title, force=force)), output)
 
 
 def _value(value):
