@@ -143,7 +143,7 @@ class _FormBuilder:
 
     def __init__(self, key, title):
         self.key, self.title = key, title
-        self.properties, self.required, self.sections = {}, [], []
+        self.properties, self.required, self.sections, self.conditions = {}, [], [], []
         self.section_ids = set()
         self.section = None
         self.kinds = {}
@@ -161,6 +161,8 @@ class _FormBuilder:
         doc = {"$schema": SCHEMA, "title": self.title, "type": "object", "properties": self.properties}
         if self.required:
             doc["required"] = self.required
+        if self.conditions:
+            doc["allOf"] = self.conditions
         if self.sections:
             doc["x-ecrf"] = {"sections": self.sections}
         return doc
@@ -315,7 +317,10 @@ def _add_field(conversion, builder, row):
         schema["x-ecrf"] = extra
     builder.properties[name] = schema
     if row["required"].lower() == "y" and ftype != "calc":
-        builder.required.append(name)
+        if "show_if" in extra:  # REDCap requires a field only while its branching logic shows it
+            builder.conditions.append({"if": extra["show_if"], "then": {"required": [name]}})
+        else:
+            builder.required.append(name)
 
 
 def _choices(conversion, where, row):

@@ -201,3 +201,16 @@ def test_parse_choices_and_plain_text():
     assert parse_choices("1, Yes | 2, No, not really|3") == [("1", "Yes"), ("2", "No, not really"), ("3", "3")]
     assert plain_text("a" * 600).endswith("\u2026") and len(plain_text("a" * 600)) == 500
     assert plain_text("x\x00y\u200b z") == "xy z"  # control and zero-width characters go
+
+
+def test_a_required_field_with_branching_logic_is_required_only_while_shown(tmp_path):
+    from ecrf.capture.service import prepare
+
+    path = write_dictionary(tmp_path, [
+        "record_id,f,,text,ID,,,,,,,,,,,,,",
+        'sex,f,,radio,Sex,"0, Female | 1, Male",,,,,,,y,,,,,',
+        "pregnant,f,,yesno,Pregnant?,,,,,,,[sex] = '0',y,,,,,"])
+    _, loaded = import_redcap(path, "req", tmp_path / "req")
+    form = loaded.forms["f"]
+    assert prepare(form, {"sex": "1"}, True).errors == []
+    assert prepare(form, {"sex": "0"}, True).errors == [("/pregnant", "this field is required")]
