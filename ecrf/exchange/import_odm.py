@@ -145,9 +145,10 @@ def _form(conversion, key, form, defs, units):
     for group_ref in _ordered(form.findall(_q("ItemGroupRef"))):
         group = defs["ItemGroupDef"][group_ref.get("ItemGroupOID")]
         fields, group_required = {}, []
+        taken = names if group.get("Repeating") != "Yes" else set()  # a table's columns are its own
         for item_ref in _ordered(group.findall(_q("ItemRef"))):
             item = defs["ItemDef"][item_ref.get("ItemOID")]
-            name = _field_name(item, names if group.get("Repeating") != "Yes" else set(fields))
+            name = _field_name(item, taken)
             schema = _item(conversion, f"{key}/{name}", item, defs, units)
             if schema is None:
                 continue

@@ -80,3 +80,52 @@ def test_the_command_refuses_an_attack_with_one_line(cli, tmp_path):
     assert result.exit_code == 1 and "refused" in result.output and "root:" not in result.output
     ok = cli("import", "odm", str(REFERENCE / EXAMPLES[0]), "--study-id", "x", "-o", str(tmp_path / "x"))
     assert ok.exit_code == 0 and "valid" in ok.output
+
+
+SMALL = odm('''<Study OID="S"><GlobalVariables><StudyName>Small</StudyName><StudyDescription>d</StudyDescription>
+<ProtocolName>p</ProtocolName></GlobalVariables>
+<BasicDefinitions><MeasurementUnit OID="MU.KG" Name="kg"><Symbol><TranslatedText xml:lang="en">kg</TranslatedText></Symbol></MeasurementUnit></BasicDefinitions>
+<MetaDataVersion OID="M" Name="M">
+ <Protocol><StudyEventRef StudyEventOID="SE.V1" OrderNumber="1" Mandatory="Yes"/></Protocol>
+ <StudyEventDef OID="SE.V1" Name="Visit 1" Repeating="No" Type="Scheduled"><FormRef FormOID="F.VS" Mandatory="Yes"/></StudyEventDef>
+ <StudyEventDef OID="SE.UNS" Name="Unscheduled" Repeating="Yes" Type="Unscheduled"><FormRef FormOID="F.LB" Mandatory="No"/></StudyEventDef>
+ <FormDef OID="F.VS" Name="Vitals" Repeating="No"><ItemGroupRef ItemGroupOID="IG.VS" Mandatory="Yes"/></FormDef>
+ <FormDef OID="F.LB" Name="Labs" Repeating="No"><ItemGroupRef ItemGroupOID="IG.LB" Mandatory="Yes"/></FormDef>
+ <ItemGroupDef OID="IG.VS" Name="Vitals" Repeating="No">
+  <ItemRef ItemOID="IT.WT" Mandatory="Yes"/><ItemRef ItemOID="IT.WT2" Mandatory="No"/></ItemGroupDef>
+ <ItemGroupDef OID="IG.LB" Name="Lab results" Repeating="Yes">
+  <ItemRef ItemOID="IT.TEST" Mandatory="Yes"/><ItemRef ItemOID="IT.RES" Mandatory="No"/></ItemGroupDef>
+ <ItemDef OID="IT.WT" Name="Weight" DataType="float" SignificantDigits="1" SASFieldName="WEIGHT">
+  <Question><TranslatedText xml:lang="en">Weight</TranslatedText></Question>
+  <RangeCheck Comparator="GE" SoftHard="Hard"><CheckValue>20</CheckValue></RangeCheck>
+  <RangeCheck Comparator="LT" SoftHard="Soft"><CheckValue>200</CheckValue>
+   <ErrorMessage><TranslatedText xml:lang="en">Please confirm a weight of 200 kg or more</TranslatedText></ErrorMessage></RangeCheck>
+  <MeasurementUnitRef MeasurementUnitOID="MU.KG"/></ItemDef>
+ <ItemDef OID="IT.WT2" Name="Weight again" DataType="integer" SASFieldName="WEIGHT"/>
+ <ItemDef OID="IT.TEST" Name="Test" DataType="text" Length="8"><CodeListRef CodeListOID="CL.T"/></ItemDef>
+ <ItemDef OID="IT.RES" Name="Result" DataType="float"/>
+ <CodeList OID="CL.T" Name="Tests" DataType="text">
+  <CodeListItem CodedValue="HGB"><Decode><TranslatedText xml:lang="en">Haemoglobin</TranslatedText></Decode></CodeListItem>
+  <CodeListItem CodedValue="WBC"><Decode><TranslatedText>White cells</TranslatedText></Decode></CodeListItem></CodeList>
+</MetaDataVersion></Study>''')
+
+
+def test_items_groups_code_lists_checks_and_units(tmp_path):
+    path = tmp_path / "small.xml"
+    path.write_text(SMALL, encoding="utf-8")
+    _, loaded = import_odm(path, "small", tmp_path / "small")
+    assert loaded.title == "Small" and [v.label for v in loaded.visits] == ["Visit 1"]
+    assert tuple(loaded.document["unscheduled_forms"]) == ("f_lb",)
+    vs = loaded.forms["f_vs"]
+    weight = vs.field("weight")
+    assert (weight.schema["type"], weight.schema["minimum"], weight.ecrf["unit"], weight.ecrf["decimals"]) == \
+        ("number", 20, "kg", 1)
+    assert dict(weight.ecrf["warnings"][0]) == {"expect": "weight < 200",
+                                                "message": "Please confirm a weight of 200 kg or more"}
+    assert vs.field("weight_2").schema["type"] == "integer" and vs.field("weight").required
+    table = loaded.forms["f_lb"].field("ig_lb")
+    assert table.ecrf["widget"] == "table"
+    columns = table.schema["items"]["properties"]
+    assert tuple(columns["it_test"]["enum"]) == ("HGB", "WBC")
+    assert dict(columns["it_test"]["x-ecrf"]["labels"]) == {"HGB": "Haemoglobin", "WBC": "White cells"}
+    assert tuple(table.schema["items"]["required"]) == ("it_test",)
