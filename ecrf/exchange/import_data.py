@@ -208,23 +208,9 @@ def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dr
                 if len(row) != len(header):
                     problems.append((number, "/", f"{len(row)} cells, but the header has {len(header)}"))
                     continue
-                cells = {}
-                fields, flags, bad = {}, {}, []
-                for i, cell in enumerate(row):
-                    if i not in columns:
-                        continue
-                    role, name = columns[i]
-                    if role == "field":
-                        try:
-                            fields[name] = cell_value(schemas[name], cell)
-                        except ValueError as exc:
-                            bad.append((number, f"/{name}", str(exc)))
-                    elif role == "missing":
-                        flags[name] = cell.strip()
-                    else:
-                        cells[role] = cell.strip()
+                cells, fields, flags, bad = _read_row(row, columns, schemas)
                 if bad:
-                    problems += bad
+                    problems += [(number, pointer, message) for pointer, message in bad]
                     continue
                 rows_context.enrolled = []
                 try:
@@ -247,6 +233,25 @@ def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dr
     finally:
         session.expire_all()
     return report
+
+
+def _read_row(row, columns, schemas):
+    """(record cells, field values, missing-data flags, problems) of one row."""
+    cells, fields, flags, bad = {}, {}, {}, []
+    for i, cell in enumerate(row):
+        if i not in columns:
+            continue
+        role, field = columns[i]
+        if role == "field":
+            try:
+                fields[field] = cell_value(schemas[field], cell)
+            except ValueError as exc:
+                bad.append((f"/{field}", str(exc)))
+        elif role == "missing":
+            flags[field] = cell.strip()
+        else:
+            cells[role] = cell.strip()
+    return cells, fields, flags, bad
 
 
 class _Context:

@@ -288,11 +288,6 @@ def _comparison(ref, op, value, kinds):
     return _present(name, {bound: literal})
 
 
-def condition_fields(node):
-    """Field names a translated condition depends on (for the circularity check)."""
-    return references(node)
-
-
 # --- calculations -> ecrf expression ---------------------------------------------------------------
 
 #: REDCap functions with an ecrf function of the same meaning (and arity rules).
