@@ -227,8 +227,10 @@ def convert_dictionary(rows, study_id, title=None, *, events=None, repeating=())
 
 def _kind(row):
     ftype = row["field_type"].lower()
-    if ftype in ("dropdown", "radio", "yesno", "truefalse"):
-        return "choice"
+    if ftype in ("dropdown", "radio"):
+        return ("choice", tuple(code for code, _ in parse_choices(row["choices"])))
+    if ftype in ("yesno", "truefalse"):
+        return ("choice", ("1", "0"))
     if ftype == "checkbox":
         return "checkbox"
     if ftype in ("calc",):

@@ -6,6 +6,7 @@ has no faithful translation raises ``Untranslatable`` with the reason; the calle
 warning on the field and leaves the logic out.
 """
 import dataclasses
+import operator
 import re
 
 
@@ -193,8 +194,9 @@ def references(node):
 
 # --- branching logic -> JSON Schema condition ------------------------------------------------------
 
-#: Field kinds the translator needs: "number", "integer", "choice", "checkbox", "text".
+#: Field kinds the translator needs: "number", "integer", "choice", "checkbox", "text", "date".
 _NUMERIC = ("number", "integer")
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 def _present(name, schema=None):
@@ -260,11 +262,17 @@ def _first_call(node):
     return None
 
 
+def _kind(kinds, name):
+    """(kind, codes) of a field: ``kinds`` maps a name to a kind, or to (kind, codes) for a code list."""
+    kind = kinds[name]
+    return kind if isinstance(kind, tuple) else (kind, None)
+
+
 def _comparison(ref, op, value, kinds):
     name = ref.name
     if name not in kinds:
         raise Untranslatable(f"[{name}] is not a field of this instrument")
-    kind = kinds[name]
+    kind, codes = _kind(kinds, name)
     if ref.code is not None:
         if kind != "checkbox":
             raise Untranslatable(f"[{name}({ref.code})] names a code, but {name} is not a checkbox")
@@ -282,6 +290,14 @@ def _comparison(ref, op, value, kinds):
         return _present(name, {"const": literal})
     if op == "!=":
         return {"not": _present(name, {"const": literal})}
+    if codes is not None and op in _ORDER:
+        # an ordering on a code list means the codes that satisfy it, when every code is a number
+        try:
+            number = float(value)
+            chosen = [c for c in codes if _ORDER[op](float(c), number)]
+        except ValueError:
+            raise Untranslatable(f"[{name}] {op} {value!r}: the codes are not all numbers") from None
+        return _present(name, {"enum": chosen})
     if kind not in _NUMERIC or not isinstance(literal, (int, float)):
         raise Untranslatable(f"[{name}] {op} {value!r}: JSON Schema orders numbers only")
     bound = {"<": "exclusiveMaximum", "<=": "maximum", ">": "exclusiveMinimum", ">=": "minimum"}[op]
@@ -327,9 +343,9 @@ def to_expression(node, fields):
         if node.op in ("==", "!=", "<", "<=", ">", ">="):
             a, b = args
             if isinstance(a, Ref) and isinstance(b, Lit) and a.name in fields and a.code is None:
-                args = (a, Lit(_literal_for(fields[a.name], b.value, a.name)))
+                args = (a, Lit(_literal_for(_kind(fields, a.name)[0], b.value, a.name)))
             elif isinstance(b, Ref) and isinstance(a, Lit) and b.name in fields and b.code is None:
-                args = (Lit(_literal_for(fields[b.name], a.value, b.name)), b)
+                args = (Lit(_literal_for(_kind(fields, b.name)[0], a.value, b.name)), b)
         left, right = (to_expression(a, fields) for a in args)
         return f"({left} {node.op} {right})"
     if isinstance(node, Call):

@@ -7,7 +7,7 @@ from ecrf.rules.expression import parse as parse_expression
 from ecrf.rules.predicate import compile_schema
 
 KINDS = {"sex": "choice", "age": "integer", "wt": "number", "cb": "checkbox", "note": "text",
-         "dob": "date"}
+         "dob": "date", "grade": ("choice", ("1", "2", "3", "4")), "arm": ("choice", ("A", "B"))}
 
 
 def holds(logic, data):
@@ -38,6 +38,10 @@ def holds(logic, data):
     ("([sex] = '2' and [age] = 0) or [cb(2)] = '1'", {"cb": ["2"]}, True),
     ("([sex] = '2' and [age] = 0) or [cb(2)] = '1'", {"sex": "2", "age": 1}, False),
     ("[sex] = '1' AND [age] > 1", {"sex": "1", "age": 2}, True),
+    ("[grade] >= 3", {"grade": "3"}, True),     # an ordering on numeric codes: the codes it allows
+    ("[grade] >= 3", {"grade": "2"}, False),
+    ("[grade] < '2'", {"grade": "1"}, True),
+    ("[grade] < 2", {}, False),
 ])
 def test_branching_logic_means_what_it_means_in_redcap(logic, data, expected):
     assert holds(logic, data) is expected
@@ -104,6 +108,8 @@ def test_calculations_that_cannot_be_translated_say_why(calc, reason):
     assert reason in str(exc.value)
 
 
-def test_a_choice_field_ordered_by_its_numeric_codes_is_untranslatable_not_wrong():
-    with pytest.raises(Untranslatable):
-        to_condition(parse("[sex] > 1"), KINDS)
+def test_an_ordering_on_codes_that_are_not_numbers_is_untranslatable_not_wrong():
+    with pytest.raises(Untranslatable, match="the codes are not all numbers"):
+        to_condition(parse("[arm] > 1"), KINDS)
+    assert to_condition(parse("[grade] > 2"), KINDS) == {"properties": {"grade": {"enum": ["3", "4"]}},
+                                                          "required": ["grade"]}
