@@ -88,12 +88,31 @@ def _field_schema(form_def, field):
     return schema
 
 
-def _scalar(schema, text, codes=None):
+@dataclasses.dataclass(frozen=True)
+class FieldColumn:
+    """What reading a field's cells needs, worked out once per import."""
+
+    schema: dict
+    #: The code list as text (``code_values``), or None.
+    codes: tuple | None
+    #: The codes stored as strings (the others are JSON: numbers, booleans).
+    text_codes: frozenset
+
+    @classmethod
+    def of(cls, schema):
+        target = schema.get("items", schema) if schema.get("type") == "array" else schema
+        values = list(target.get("enum", ())) or [o.get("const") for o in target.get("oneOf", ())]
+        codes = code_values(schema)
+        return cls(schema, tuple(codes) if codes is not None else None,
+                   frozenset(v for v in values if isinstance(v, str)))
+
+
+def _scalar(schema, text, column=None):
     """The JSON value a cell stands for under ``schema`` (ValueError with a message when none)."""
-    if codes is not None:
-        if text not in codes:
-            raise ValueError(f"{text!r} is not one of the codes: {', '.join(codes)}")
-        return json.loads(text) if text not in _raw_codes(schema) else text
+    if column is not None and column.codes is not None:
+        if text not in column.codes:
+            raise ValueError(f"{text!r} is not one of the codes: {', '.join(column.codes)}")
+        return text if text in column.text_codes else json.loads(text)
     kind = schema.get("type")
     if kind == "integer":
         try:
@@ -124,25 +143,19 @@ def _scalar(schema, text, codes=None):
     return text
 
 
-def _raw_codes(schema):
-    target = schema.get("items", schema) if schema.get("type") == "array" else schema
-    values = list(target.get("enum", ())) or [o.get("const") for o in target.get("oneOf", ())]
-    return {v for v in values if isinstance(v, str)}
-
-
-def cell_value(schema, text):
-    """The JSON value of one CSV cell for a field (None for an empty cell: the field is cleared)."""
+def cell_value(column, text):
+    """The JSON value of one CSV cell for a field (a FieldColumn); None for an empty cell (the field
+    is cleared)."""
     text = text.strip()
     if text == "":
         return None
-    codes = code_values(schema)
+    schema = column.schema
     if schema.get("type") == "array":
         items = schema.get("items", {})
         if items.get("type") == "object" or text.startswith("["):
             return _scalar({"type": "array"}, text)
-        item_schema = {**items, "enum": items["enum"]} if "enum" in items else items
-        return [_scalar(item_schema, part.strip(), codes) for part in text.split(";") if part.strip()]
-    return _scalar(schema, text, codes)
+        return [_scalar(items, part.strip(), column) for part in text.split(";") if part.strip()]
+    return _scalar(schema, text, column)
 
 
 def _columns(header, form_def, is_log):
@@ -196,7 +209,7 @@ def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dr
     columns, problems = _columns(header, form_def, is_log)
     if problems:
         raise ImportRefused(problems)
-    schemas = {f.name: _field_schema(form_def, f) for f in form_def.fields}
+    schemas = {f.name: FieldColumn.of(_field_schema(form_def, f)) for f in form_def.fields}
     report = ImportReport(study_key, form_key, dry_run, [])
     session.expire_all()
     try:
