@@ -40,7 +40,7 @@ class Action(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class RequestContext:
-    """Where an action came from: ``channel`` is page, api, cli or system."""
+    """Where an action came from: ``channel`` is page, api, cli, import or system."""
 
     channel: str = "system"
     ip: str | None = None

@@ -7,7 +7,7 @@ from audit import Event, RequestContext
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
-    """A user (or the system) acting through a channel: page, api, cli or system."""
+    """A user (or the system) acting through a channel: page, api, cli, import or system."""
 
     user_id: int | None
     name: str

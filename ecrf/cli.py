@@ -682,3 +682,9 @@ def coding_import_meddra(ctx, folder):
     with user_errors():
         dictionary = meddra.import_release(ctx.settings["INSTANCE_PATH"], folder)
     click.echo(f"MedDRA {dictionary.version} ({dictionary.language}): {len(dictionary.terms)} LLTs imported")
+
+
+# --- imports: study definitions from REDCap and ODM, form data in bulk (ecrf.exchange) --------------
+from ecrf.exchange.import_commands import import_group  # noqa: E402  (needs the helpers above)
+
+main.add_command(import_group)

@@ -29,6 +29,7 @@ PERMISSIONS = {
     "query.view": {"investigator", "site_staff", "monitor", "data_manager"},
     "audit.view": {"investigator", "site_staff", "monitor", "data_manager", "admin"},
     "export": {"data_manager"},
+    "data.import": {"data_manager"},
     "sae.view": {"investigator", "site_staff", "monitor", "data_manager", "sponsor"},
     "sae.issue": {"investigator", "site_staff"},
     "sae.receive": {"sponsor"},
@@ -46,7 +47,7 @@ AUDIT_DATA_ACTION = "form.view"
 SITE_ACTIONS = frozenset({
     "subject.view", "subject.enrol", "subject.state", "form.view", "form.edit", "form.sign",
     "query.raise", "query.answer", "query.close", "form.verify", "sae.view", "sae.issue",
-    "audit.view", "form.lock", "query.view",
+    "audit.view", "form.lock", "query.view", "data.import",
 })
 
 #: Actions on a whole study that a grant limited to some sites does not allow (a database lock).
@@ -181,11 +182,13 @@ CLI_COMMANDS = {
     "export csv": "export", "export odm": "export", "export dataset-json": "export", "export stats": "export",
     # Dictionaries, no study data: searching reads shipped or imported files only.
     "coding search": None, "coding import-meddra": "system.manage",
+    # Imports: definitions are converted file to file; data is imported by a named user (--as).
+    "import redcap": None, "import odm": None, "import data": "data.import",
 }
 
 #: Commands that can act as a named user (``--as USER`` with their password): they ask the table
 #: themselves, for that user at the object's site, or (without ``--as``) for the operator.
-ACTS_AS_USER = frozenset({"sae report", "casebook"})
+ACTS_AS_USER = frozenset({"sae report", "casebook", "import data"})
 
 
 def require_operator(command):

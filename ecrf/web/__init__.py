@@ -26,6 +26,8 @@ def init_app(app):
     app.register_blueprint(admin.bp)
     from ecrf.web import capture
     app.register_blueprint(capture.bp)
+    from ecrf.web import imports
+    app.register_blueprint(imports.bp)
     reports.init_app(app)
     coding.init_app(app)
     from ecrf.web import exports

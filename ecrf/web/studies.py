@@ -35,7 +35,8 @@ def home(study_key):
         Subject.study_id == study.id).group_by(Subject.state)).all())
     user = current_user.user
     can = {action: permissions.can(session, user, action, study)
-           for action in ("subject.view", "query.view", "audit.view", "sae.view", "study.lock", "export")}
+           for action in ("subject.view", "query.view", "audit.view", "sae.view", "study.lock",
+                          "export", "data.import")}
     return render_template("studies/home.html", study=study, spec=spec, counts=counts,
                            sites=list_sites(session, study), can=can)
 

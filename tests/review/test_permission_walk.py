@@ -75,6 +75,7 @@ ACTIONS = {
     "exports.page": "export",
     "exports.page_download": "export",
     "api_exports.api_export": "export",
+    "imports.data": "data.import",
 }
 
 DENIED = {401, 403, 404}
