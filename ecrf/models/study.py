@@ -1,7 +1,7 @@
 """Studies and their immutable, content-hashed versions."""
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ecrf.db import Base, utcnow
@@ -56,7 +56,9 @@ class StudyVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     #: {"study": study.json, "forms": {form id: schema}} exactly as validated. Deferred: it is read
     #: once per content hash (``ecrf.studies.definition_of`` keeps the parsed result), not per request.
-    definition: Mapped[dict] = mapped_column(deferred=True)
+    #: Plain JSON on PostgreSQL too, not JSONB: JSONB reorders keys, and the order of a form's
+    #: ``properties`` is the order of its page, its exports and its printed CRF.
+    definition: Mapped[dict] = mapped_column(JSON, deferred=True)
     loaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     loaded_by: Mapped[str | None] = mapped_column(String(200))
 
