@@ -665,3 +665,9 @@ def coding_import_meddra(ctx, folder):
     with user_errors():
         dictionary = meddra.import_release(ctx.settings["INSTANCE_PATH"], folder)
     click.echo(f"MedDRA {dictionary.version} ({dictionary.language}): {len(dictionary.terms)} LLTs imported")
+
+
+# --- randomization (ecrf/randomization/commands.py) --------------------------------------------------
+from ecrf.randomization.commands import randomization as _randomization  # noqa: E402
+
+main.add_command(_randomization)

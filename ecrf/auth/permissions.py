@@ -34,13 +34,19 @@ PERMISSIONS = {
     "sae.receive": {"sponsor"},
     "counts.view": {"admin", "investigator", "site_staff", "monitor", "data_manager", "sponsor", "pharmacist"},
     "arm.view": {"pharmacist"},
+    # Randomization: allocating, emergency unblinding of one subject, the pharmacist's list, balance.
+    # Seeing an arm needs can_see_arm (the study's blinding) on top of these.
+    "subject.randomize": {"investigator", "site_staff"},
+    "subject.unblind": {"investigator"},
+    "randomization.pharmacy": {"pharmacist"},
+    "randomization.balance": {"pharmacist", "data_manager", "monitor", "sponsor", "investigator"},
 }
 
 #: Actions whose answer depends on the site of the object acted on.
 SITE_ACTIONS = frozenset({
     "subject.view", "subject.enrol", "subject.state", "form.view", "form.edit", "form.sign",
     "query.raise", "query.answer", "query.close", "form.verify", "sae.view", "sae.issue",
-    "audit.view", "form.lock", "query.view",
+    "audit.view", "form.lock", "query.view", "subject.randomize", "subject.unblind",
 })
 
 #: Actions on a whole study that a grant limited to some sites does not allow (a database lock).
@@ -174,6 +180,9 @@ CLI_COMMANDS = {
     "sae report": "sae.issue", "casebook": "export",
     # Dictionaries, no study data: searching reads shipped or imported files only.
     "coding search": None, "coding import-meddra": "system.manage",
+    # The allocation list: made and loaded by the operator; its export is unblinded and audited.
+    "randomization generate": "study.manage", "randomization import": "study.manage",
+    "randomization export": "export",
 }
 
 #: Commands that can act as a named user (``--as USER`` with their password): they ask the table

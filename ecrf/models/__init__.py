@@ -1,4 +1,5 @@
 """ORM models, one module per concept. Import from here so every table is registered."""
+from ecrf.models.randomization import Allocation, AllocationList, AllocationSlot, Unblinding
 from ecrf.models.record import FormRecord, RecordStatus
 from ecrf.models.report import SaeReceipt, SaeReport
 from ecrf.models.review import (DataQuery, FormStash, Lock, LockScope, QueryMessage, QueryState,
@@ -12,6 +13,6 @@ from ecrf.models.visit import SubjectVisit
 __all__ = [
     "ROLES", "ApiToken", "FormRecord", "FormVersion", "RecordStatus", "RoleGrant", "Site", "Study",
     "StudyVersion", "StudyVersionForm", "Subject", "SubjectState", "SubjectVisit", "User",
-    "SaeReceipt", "SaeReport",
+    "SaeReceipt", "SaeReport", "Allocation", "AllocationList", "AllocationSlot", "Unblinding",
     "DataQuery", "FormStash", "Lock", "LockScope", "QueryMessage", "QueryState", "Signature", "Verification",
 ]

@@ -25,4 +25,6 @@ def init_app(app):
     from ecrf.web import capture
     app.register_blueprint(capture.bp)
     reports.init_app(app)
+    from ecrf.web import randomization
+    app.register_blueprint(randomization.bp)
     coding.init_app(app)
