@@ -39,7 +39,7 @@ PERMISSIONS = {
     "subject.randomize": {"investigator", "site_staff"},
     "subject.unblind": {"investigator"},
     "randomization.pharmacy": {"pharmacist"},
-    "randomization.balance": {"pharmacist", "data_manager", "monitor", "sponsor", "investigator"},
+    "randomization.balance": {"pharmacist", "data_manager", "monitor"},
 }
 
 #: Actions whose answer depends on the site of the object acted on.
