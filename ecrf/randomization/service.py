@@ -255,7 +255,10 @@ def randomize(session, actor, study_key, subject_key):
                     select(AllocationSlot).where(
                         AllocationSlot.list_id == the_list.id, AllocationSlot.stratum == stratum,
                         ~select(Allocation.id).where(Allocation.slot_id == AllocationSlot.id).exists())
-                    .order_by(AllocationSlot.position).limit(1))
+                    .order_by(AllocationSlot.position).limit(1)
+                    # PostgreSQL: a slot another randomization is taking right now is skipped rather
+                    # than waited for (a row lock, not a change: the slot row is never updated).
+                    .with_for_update(skip_locked=True))
                 if slot is None:
                     raise Conflict(f"the allocation list has no free slot left for stratum "
                                    f"{stratum or 'all subjects'!r}")
