@@ -39,7 +39,7 @@ def test_each_subject_takes_the_next_slot_of_its_stratum(rz_study, enrolled, db,
 
 
 def test_refusals_consume_nothing(rz_study, enrolled, db, actor):
-    sid = rz_study(stratify_by=("site", "elig.sex"))
+    sid = rz_study(stratify_by=("site", "elig.sex"), block_sizes=[2])
     with pytest.raises(Conflict, match="no allocation list"):
         service.randomize(db, actor, sid, enrolled(sid).key)
     service.generate_list(db, actor, sid, 2)
@@ -77,7 +77,7 @@ def test_simple_randomization_follows_the_list(rz_study, enrolled, db, actor):
 
 
 def test_kits_follow_their_slots(rz_study, enrolled, db, actor):
-    sid = rz_study(stratify_by=(), kits={"aardvark": ["A1", "A2", "A3"], "zebu": ["Z1", "Z2", "Z3"]})
+    sid = rz_study(stratify_by=(), block_sizes=[2], kits={"aardvark": ["A1", "A2", "A3"], "zebu": ["Z1", "Z2", "Z3"]})
     service.generate_list(db, actor, sid, 4)
     rows = [service.randomize(db, actor, sid, enrolled(sid).key) for _ in range(4)]
     assert sorted(r.kit for r in rows) == ["A1", "A2", "Z1", "Z2"]

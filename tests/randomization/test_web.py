@@ -15,7 +15,7 @@ from tests.reports.test_api import smtp_server  # noqa: F401  (a fixture)
 
 @pytest.fixture
 def trial(rz_study, db, actor, make_user):
-    sid = rz_study()
+    sid = rz_study(block_sizes=[2])  # four slots per stratum, exactly
     service.generate_list(db, actor, sid, 4)
     make_user("inv", "investigator", sid, sites=["01"])
     make_user("inv2", "investigator", sid, sites=["02"])
