@@ -85,6 +85,16 @@ def test_a_blinded_role_sees_no_arm_anywhere(world, app, db, actor, role):
     assert walked > 40 and allowed > 5
 
 
+def test_the_randomization_event_shows_masked_to_a_blinded_reader(world, app):
+    sid, subject, _ = world
+    page = _login(app, "w_monitor").get(f"/studies/{sid}/audit?subject={subject.key}&action=randomize")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "randomize" in text and "(blinded)" in text
+    assert not _leaks(text)
+    unblinded = _login(app, "w_pharmacist").get(f"/studies/{sid}/audit?subject={subject.key}")
+    assert unblinded.status_code in (403, 404)  # the pharmacist reads no audit trail at all
+
+
 def test_the_controls_see_the_arm(world, app, db, actor):
     sid, subject, _ = world
     pharmacist = _login(app, "w_pharmacist")
