@@ -67,9 +67,9 @@ def schedule(spec, dates, arm=None):
     return rows
 
 
-def window_warning(spec, visit_key, dates):
+def window_warning(spec, visit_key, dates, arm=None):
     """The soft-check message for a visit date outside its window, or None."""
-    for row in schedule(spec, dates):
+    for row in schedule(spec, dates, arm):
         if row.visit == visit_key and row.out_of_window:
             return (f"visit date {row.date.isoformat()} is outside the window "
                     f"{row.earliest.isoformat()} to {row.latest.isoformat()}")

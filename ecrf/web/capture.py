@@ -78,7 +78,7 @@ def visit_form(study_key, subject_key, visit_key, form_key):
     dates = {k: v.visit_date for k, v in rows.items() if v.visit_date}
     label = visit.label if visit else (rows[visit_key].label if visit_key in rows else visit_key)
     where = {"visit": label, "visit_key": visit_key, "visit_date": dates.get(visit_key),
-             "window": window_warning(spec, visit_key, dates) if visit else None}
+             "window": window_warning(spec, visit_key, dates, subject.arm) if visit else None}
     return _form(session, study, spec, subject, role, form_key, visit_key, record, None, where)
 
 

@@ -105,3 +105,14 @@ def test_minimization_decisions_repeat_from_the_seed_and_order(rz_study, enrolle
     overall = [r.arm for r in rows]
     assert abs(overall.count("aardvark") - overall.count("zebu")) <= 4
     assert verify_database(db).ok
+
+
+def test_subject_arm_is_written_by_the_allocation_service_only():
+    import re
+    from pathlib import Path
+
+    import ecrf
+
+    writers = [str(path.relative_to(Path(ecrf.__file__).parent)) for path in Path(ecrf.__file__).parent.rglob("*.py")
+               if re.search(r"\.arm\s*=[^=]", path.read_text(encoding="utf-8"))]
+    assert writers == ["randomization/service.py"]
