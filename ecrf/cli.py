@@ -688,3 +688,8 @@ def coding_import_meddra(ctx, folder):
 from ecrf.exchange.import_commands import import_group  # noqa: E402  (needs the helpers above)
 
 main.add_command(import_group)
+
+# --- randomization (ecrf/randomization/commands.py) --------------------------------------------------
+from ecrf.randomization.commands import randomization as _randomization  # noqa: E402
+
+main.add_command(_randomization)

@@ -35,6 +35,12 @@ PERMISSIONS = {
     "sae.receive": {"sponsor"},
     "counts.view": {"admin", "investigator", "site_staff", "monitor", "data_manager", "sponsor", "pharmacist"},
     "arm.view": {"pharmacist"},
+    # Randomization: allocating, emergency unblinding of one subject, the pharmacist's list, balance.
+    # Seeing an arm needs can_see_arm (the study's blinding) on top of these.
+    "subject.randomize": {"investigator", "site_staff"},
+    "subject.unblind": {"investigator"},
+    "randomization.pharmacy": {"pharmacist"},
+    "randomization.balance": {"pharmacist", "data_manager", "monitor"},
 }
 
 #: What ``audit.view`` needs beside it to show the audit events about patients (those naming a subject
@@ -47,7 +53,7 @@ AUDIT_DATA_ACTION = "form.view"
 SITE_ACTIONS = frozenset({
     "subject.view", "subject.enrol", "subject.state", "form.view", "form.edit", "form.sign",
     "query.raise", "query.answer", "query.close", "form.verify", "sae.view", "sae.issue",
-    "audit.view", "form.lock", "query.view", "data.import",
+    "audit.view", "form.lock", "query.view", "data.import", "subject.randomize", "subject.unblind",
 })
 
 #: Actions on a whole study that a grant limited to some sites does not allow (a database lock).
@@ -184,6 +190,9 @@ CLI_COMMANDS = {
     "coding search": None, "coding import-meddra": "system.manage",
     # Imports: definitions are converted file to file; data is imported by a named user (--as).
     "import redcap": None, "import odm": None, "import data": "data.import",
+    # The allocation list: made and loaded by the operator; its export is unblinded and audited.
+    "randomization generate": "study.manage", "randomization import": "study.manage",
+    "randomization export": "export",
 }
 
 #: Commands that can act as a named user (``--as USER`` with their password): they ask the table

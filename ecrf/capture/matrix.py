@@ -18,7 +18,8 @@ STATUS_ORDER = ("not_started", "draft", "complete", "verified", "signed", "locke
 class Cell:
     status: str
     date: dt.date | None
-    timing: str          # done, due, overdue, upcoming, unscheduled or not_expected (not enrolled)
+    timing: str          # done, due, overdue, upcoming, unscheduled, not_expected (not enrolled)
+                         # or not_applicable (a visit of another arm)
     out_of_window: bool
 
 
@@ -58,6 +59,8 @@ def _overdue_subject_ids(session, spec, where, today):
     anchor = anchor_visit(spec)
     latest_day = {v.id: v.day + v.window_after for v in spec.visits}
     dates = {}
+    arms = dict(session.execute(select(Subject.id, Subject.arm).where(*where)).all()) \
+        if any(v.arms for v in spec.visits) else {}
     for subject_id, visit_key, visit_date in session.execute(
             select(SubjectVisit.subject_id, SubjectVisit.visit_key, SubjectVisit.visit_date)
             .join(Subject, Subject.id == SubjectVisit.subject_id)
@@ -68,8 +71,12 @@ def _overdue_subject_ids(session, spec, where, today):
         if anchor.id not in visits:
             continue
         day0 = visits[anchor.id] - dt.timedelta(days=anchor.day)
-        for visit_id, last in latest_day.items():
-            if visit_id not in visits and today > day0 + dt.timedelta(days=last):
+        arm = arms.get(subject_id)
+        for visit in spec.visits:
+            last = latest_day[visit.id]
+            if visit.arms and (arm is None or arm not in visit.arms):
+                continue  # not this subject's visit, or not yet known to be
+            if visit.id not in visits and today > day0 + dt.timedelta(days=last):
                 overdue.add(subject_id)
                 break
     return overdue
@@ -92,7 +99,7 @@ def subject_matrix(session, study, spec, site_ids=None, page=1, per_page=50, *, 
     total = session.scalar(select(func.count()).select_from(Subject).where(*where))
     page = max(1, min(page, max(1, -(-total // per_page))))
     subjects = session.execute(
-        select(Subject.id, Subject.key, Subject.state, Site.key.label("site"))
+        select(Subject.id, Subject.key, Subject.state, Subject.arm, Site.key.label("site"))
         .join(Site, Site.id == Subject.site_id).where(*where)
         .order_by(Subject.key).offset((page - 1) * per_page).limit(per_page)).all()
     ids = [s.id for s in subjects]
@@ -116,7 +123,12 @@ def subject_matrix(session, study, spec, site_ids=None, page=1, per_page=50, *, 
         forms = statuses.get(s.id, {})
         cells = {}
         on_schedule = s.state == SubjectState.ENROLLED  # screen failures, withdrawn, done: nothing is due
-        for entry, visit in zip(schedule(spec, dates.get(s.id, {})), spec.visits, strict=True):
+        entries = {e.visit: e for e in schedule(spec, dates.get(s.id, {}), s.arm)}
+        for visit in spec.visits:
+            entry = entries.get(visit.id)
+            if entry is None:  # a visit of another arm: this subject does not have it
+                cells[visit.id] = Cell("not_applicable", None, "not_applicable", False)
+                continue
             timing = entry.state(today)
             if not on_schedule and timing in ("due", "overdue"):
                 timing = "not_expected"

@@ -34,19 +34,31 @@ class VisitSchedule:
                 and not self.earliest <= self.date <= self.latest)
 
 
+def applies(visit, arm):
+    """Whether a subject allocated to ``arm`` (None: not yet) has the visit at all: a visit with
+    ``arms`` belongs only to subjects allocated to one of them."""
+    return not visit.arms or arm in visit.arms
+
+
 def anchor_visit(spec):
     return next((v for v in spec.visits if v.day == 0), spec.visits[0])
 
 
-def schedule(spec, dates):
-    """VisitSchedule per scheduled visit, from ``dates`` ({visit key: date})."""
+def schedule(spec, dates, arm=None):
+    """VisitSchedule per scheduled visit the subject has, from ``dates`` ({visit key: date}).
+
+    ``arm`` is the subject's allocated arm: visits restricted to other arms are left out, and before
+    allocation (``arm`` None) a restricted visit has no target, so it is neither due nor overdue.
+    """
     anchor = anchor_visit(spec)
     day0 = dates.get(anchor.id)
     if day0 is not None:
         day0 = day0 - dt.timedelta(days=anchor.day)
     rows = []
     for visit in spec.visits:
-        if day0 is None:
+        if visit.arms and arm is not None and arm not in visit.arms:
+            continue
+        if day0 is None or (visit.arms and arm is None):
             rows.append(VisitSchedule(visit.id, None, None, None, dates.get(visit.id)))
             continue
         target = day0 + dt.timedelta(days=visit.day)
@@ -55,9 +67,9 @@ def schedule(spec, dates):
     return rows
 
 
-def window_warning(spec, visit_key, dates):
+def window_warning(spec, visit_key, dates, arm=None):
     """The soft-check message for a visit date outside its window, or None."""
-    for row in schedule(spec, dates):
+    for row in schedule(spec, dates, arm):
         if row.visit == visit_key and row.out_of_window:
             return (f"visit date {row.date.isoformat()} is outside the window "
                     f"{row.earliest.isoformat()} to {row.latest.isoformat()}")

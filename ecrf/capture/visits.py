@@ -9,6 +9,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from audit import Action, append
+from ecrf.capture.schedule import applies
 from ecrf.db import write_transaction
 from ecrf.errors import Invalid, NotFound
 from ecrf.models import SubjectVisit
@@ -35,8 +36,10 @@ def visit_forms(session, spec, subject, visit_key):
     """The forms of a visit: the schedule's, or the study's unscheduled forms for an unscheduled
     visit the subject has; NotFound otherwise."""
     visit = spec.visit(visit_key)
-    if visit is not None:
+    if visit is not None and applies(visit, subject.arm):
         return visit.forms
+    if visit is not None:
+        raise NotFound(f"no visit {visit_key!r} for subject {subject.key!r}")
     if visit_key.startswith(UNSCHEDULED_PREFIX) and session.scalar(select(SubjectVisit.id).where(
             SubjectVisit.subject_id == subject.id, SubjectVisit.visit_key == visit_key)):
         return tuple(spec.document.get("unscheduled_forms", ()))

@@ -257,6 +257,13 @@ def _check_study(name, study, folder, form_docs, valid_forms, problems):
             if size % weight:
                 problems.add(name, _ptr("randomization", "block_sizes", j),
                              f"block size {size} is not a multiple of the ratio total {weight}")
+        _check_randomization(name, study, randomization, arm_ids, valid_forms, problems)
+    masked = (study.get("blinding") or {}).get("masking", "none") != "none"
+    for i, visit in enumerate(study["visits"]):
+        if masked and visit.get("arms"):
+            problems.add(name, _ptr("visits", i, "arms"),
+                         f"visit {visit['id']!r} is restricted to arms in a masked study, which would show "
+                         "every blinded person the allocation: give both arms the visit instead")
 
     subjects = study.get("subjects", {})
     template = subjects.get("id_template")
@@ -299,6 +306,57 @@ def _check_study(name, study, folder, form_docs, valid_forms, problems):
         if form_id not in used:
             problems.add(_display(folder / f"{form_id}.json"), "",
                          "this form is not used by any visit, log_forms, unscheduled_forms or eligibility")
+
+
+def _check_randomization(name, study, randomization, arm_ids, valid_forms, problems):
+    """Method options, kits, and stratification factors: ``site`` or ``<form>.<field>`` naming a
+    code-list or boolean field of a visit form collected no later than the randomization visit."""
+    method = randomization.get("method", "permuted_blocks")
+    if method != "permuted_blocks":
+        for key in ("block_sizes", "block_order"):
+            if key in randomization:
+                problems.add(name, _ptr("randomization", key), f"{key} applies only to permuted_blocks")
+    if method != "minimization" and "minimization" in randomization:
+        problems.add(name, "/randomization/minimization", "minimization options need \"method\": \"minimization\"")
+    factors = randomization.get("stratify_by", [])
+    if method == "minimization" and not factors:
+        problems.add(name, "/randomization/stratify_by", "minimization needs at least one factor")
+    for factor in (randomization.get("minimization") or {}).get("weights", {}):
+        if factor not in factors:
+            problems.add(name, _ptr("randomization", "minimization", "weights", factor),
+                         f"{factor!r} is not one of /randomization/stratify_by")
+    kits = randomization.get("kits", {})
+    seen = {}
+    for arm, numbers in kits.items():
+        if arm not in arm_ids:
+            problems.add(name, _ptr("randomization", "kits", arm), f"no arm {arm!r} in /arms")
+        for j, kit in enumerate(numbers):
+            if kit in seen:
+                problems.add(name, _ptr("randomization", "kits", arm, j),
+                             f"kit {kit!r} is listed twice (also for arm {seen[kit]!r})")
+            seen[kit] = arm
+    visits = {v["id"]: v for v in study["visits"]}
+    at = visits.get(randomization.get("visit"))
+    for j, factor in enumerate(factors):
+        if factor == "site":
+            continue
+        pointer = _ptr("randomization", "stratify_by", j)
+        form_id, field = factor.split(".", 1)
+        if at is None:
+            problems.add(name, pointer, "a field factor needs /randomization/visit, the visit it must precede")
+            continue
+        before = [v["id"] for v in study["visits"] if v["day"] <= at["day"] and form_id in v["forms"]]
+        if not before:
+            problems.add(name, pointer, f"form {form_id!r} is not collected at or before the randomization "
+                                        f"visit {at['id']!r}")
+            continue
+        schema = (valid_forms.get(form_id) or {}).get("properties", {}).get(field)
+        if form_id in valid_forms and not isinstance(schema, dict):
+            problems.add(name, pointer, f"form {form_id!r} has no field {field!r}")
+        elif isinstance(schema, dict) and schema.get("type") != "boolean" and (
+                schema.get("type") == "array" or code_values(schema) is None):
+            problems.add(name, pointer, f"field {factor!r} is neither a code list nor a boolean: "
+                                        "only those can stratify")
 
 
 def _unique(name, base, values, what, problems):

@@ -18,6 +18,14 @@ APPEND_ONLY = (
     AppendOnly("sae_receipt", keys=(("id",), ("report_id",))),
     #: E-signatures: signing again adds a row; a signature outlived by its data stays as signed.
     AppendOnly("signature", keys=(("id",),)),
+    #: Randomization: the concealed list, its slots, each allocation (a slot is consumed by adding an
+    #: allocation, never by changing the slot) and each emergency unblinding.
+    AppendOnly("allocation_list", keys=(("id",), ("study_id",))),
+    AppendOnly("allocation_slot", keys=(("id",), ("study_id", "randomization_number"),
+                                        ("list_id", "stratum", "position"))),
+    AppendOnly("allocation", keys=(("id",), ("study_id", "randomization_number"), ("subject_id",),
+                                   ("slot_id",))),
+    AppendOnly("unblinding", keys=(("id",),)),
 )
 
 

@@ -26,12 +26,13 @@ def masking(study):
     return blinding.get("masking", "none")
 
 
-def can_see_arm(session, user_or_role, study):
-    """True when ``user_or_role`` may see subjects' arms in ``study``.
+def can_see_arm(session, user_or_role, study, subject=None):
+    """True when ``user_or_role`` may see subjects' arms in ``study`` (``subject``'s in particular).
 
     ``user_or_role`` is a role name (``"sponsor"``) or a User, whose active grants in the study are
     asked; a User needs an ORM Study, a role name accepts a loader Study too. An inactive user, or
-    one with no grant in the study, sees no arm even in an open-label study.
+    one with no grant in the study, sees no arm even in an open-label study. Given a ``subject``, a
+    blinded user who emergency-unblinded that subject (``randomization.service.unblind``) sees its arm.
     """
     blinding = _document(study).get("blinding") or {}
     blind = blinding.get("masking", "none") != "none"
@@ -41,4 +42,19 @@ def can_see_arm(session, user_or_role, study):
     roles = {grant.role for grant in active_grants(session, user_or_role, study)}
     if not roles:
         return False
-    return not blind or bool(roles & unblinded)
+    if not blind or roles & unblinded:
+        return True
+    if subject is not None:
+        from ecrf.randomization.service import unblinded_for
+
+        return unblinded_for(session, user_or_role, subject) is not None
+    return False
+
+
+def arm_label(study_or_spec, arm_id):
+    """The label of an arm id (the id itself when the study does not name it). Call only after
+    ``can_see_arm`` said yes."""
+    for arm in _document(study_or_spec).get("arms", ()):
+        if arm["id"] == arm_id:
+            return arm.get("label", arm_id)
+    return arm_id

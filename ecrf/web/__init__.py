@@ -29,6 +29,8 @@ def init_app(app):
     from ecrf.web import imports
     app.register_blueprint(imports.bp)
     reports.init_app(app)
+    from ecrf.web import randomization
+    app.register_blueprint(randomization.bp)
     coding.init_app(app)
     from ecrf.web import exports
     exports.init_app(app)

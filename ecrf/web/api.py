@@ -252,7 +252,9 @@ def openapi():
 
 
 def init_app(app):
-    from ecrf.web import csrf
+    from ecrf.web import api_randomization, csrf
 
     csrf.exempt(bp)
+    csrf.exempt(api_randomization.bp)
     app.register_blueprint(bp)
+    app.register_blueprint(api_randomization.bp)

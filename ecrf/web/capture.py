@@ -53,9 +53,13 @@ def subject(study_key, subject_key):
             FormRecord.subject_id == subject.id, FormRecord.visit_key == "")
         .group_by(FormRecord.form_key)).all())
     unscheduled = [v for v in subject_visits(session, subject).values() if v.unscheduled]
+    from ecrf.capture.schedule import applies
+    from ecrf.web.randomization import subject_panel
     from ecrf.web.subjects import panel_context
 
     return render_template("capture/subject.html", study=study, spec=spec, subject=subject,
+                           visits=[v for v in spec.visits if applies(v, subject.arm)],
+                           rz=subject_panel(session, study, subject),
                            statuses=statuses, counts=counts, unscheduled=unscheduled,
                            unscheduled_forms=tuple(spec.document.get("unscheduled_forms", ())),
                            panel=panel_context(session, study, subject))
@@ -74,7 +78,7 @@ def visit_form(study_key, subject_key, visit_key, form_key):
     dates = {k: v.visit_date for k, v in rows.items() if v.visit_date}
     label = visit.label if visit else (rows[visit_key].label if visit_key in rows else visit_key)
     where = {"visit": label, "visit_key": visit_key, "visit_date": dates.get(visit_key),
-             "window": window_warning(spec, visit_key, dates) if visit else None}
+             "window": window_warning(spec, visit_key, dates, subject.arm) if visit else None}
     return _form(session, study, spec, subject, role, form_key, visit_key, record, None, where)
 
 

@@ -74,6 +74,20 @@ AUDIT_EVENT = {"type": "object", "required": ["seq", "ts", "action"], "propertie
     "old": {"description": "The old value as shown (JSON text), or a masked allocation value"},
     "new": {"description": "The new value as shown (JSON text), or a masked allocation value"},
     "reason": {"type": ["string", "null"]}, "channel": {"type": ["string", "null"]}}}
+RANDOMIZATION = {"type": "object", "required": ["randomized"], "properties": {
+    "randomized": {"type": "boolean"}, "emergency_unblinded": {"type": "boolean"},
+    "randomization_number": {"type": "integer"}, "randomized_at": {"type": "string"},
+    "arm": {"type": "string", "description": "Only for a caller who may see the arm"},
+    "arm_label": {"type": "string"}, "kit": {"type": "string"}}}
+RANDOMIZED = {"type": "object", "required": ["randomization_number", "randomized_at"], "properties": {
+    "randomization_number": {"type": "integer"}, "randomized_at": {"type": "string"},
+    "arm": {"type": "string", "description": "Only for a caller who may see the arm"}}}
+UNBLINDED = {"type": "object", "required": ["arm", "arm_label", "unblinded_at", "notified"], "properties": {
+    "arm": {"type": "string"}, "arm_label": {"type": "string"}, "unblinded_at": {"type": "string"},
+    "notified": {"type": "string"}}}
+BALANCE = {"type": "object", "required": ["arms", "overall", "strata"], "properties": {
+    "arms": {"type": "array", "items": {"type": "string"}}, "overall": {"type": "object"},
+    "strata": {"type": "object"}, "factors": {"type": "object"}}}
 CREATED_RECORD = {"type": "object", "required": ["record", "version"], "properties": {
     "record": {"type": "string", "pattern": "^[1-9][0-9]*$"}, "version": {"type": "integer"}, "status": {"type": "string"}}}
 
@@ -150,6 +164,9 @@ def document(base="/api/v1"):
                         "SubjectList": {"type": "object", "required": ["subjects"], "properties": {
                             "subjects": {"type": "array", "items": _ref("Subject")}}},
                         "Report": REPORT, "AuditEvent": AUDIT_EVENT,
+                        "SubjectDetail": {"allOf": [_ref("Subject")], "type": "object",
+                                          "properties": {"randomization": RANDOMIZATION}},
+                        "Randomized": RANDOMIZED, "Unblinded": UNBLINDED, "Balance": BALANCE,
                         "ReportList": {"type": "object", "required": ["reports"], "properties": {
                             "reports": {"type": "array", "items": _ref("Report")},
                             "clock": {"type": "object"}}},
@@ -258,6 +275,32 @@ def document(base="/api/v1"):
                                          {"name": "before", "in": "query", "schema": {
                                              "type": "integer", "minimum": 1, "maximum": MAX_DB_BIGINT}}],
                         "responses": {"200": _json("AuditPage", "Events"), **_errors(401, 403, 404, 422)}},
+            },
+            subject_path: {
+                "parameters": _params("study", "subject"),
+                "get": {"summary": "One subject, with its randomization (the arm only for unblinded callers)",
+                        "responses": {"200": _json("SubjectDetail", "The subject"), **_errors(401, 403, 404)}},
+            },
+            f"{subject_path}/randomize": {
+                "parameters": _params("study", "subject"),
+                "post": {"summary": "Randomize the subject: the next slot of its stratum",
+                         "responses": {"201": _json("Randomized", "Randomized (arm only for unblinded callers)"),
+                                       "409": _json("Error", "Not enrolled, already randomized, no list, "
+                                                    "or the stratum's slots are used up"),
+                                       **_errors(401, 403, 404, 422)}},
+            },
+            f"{subject_path}/unblind": {
+                "parameters": _params("study", "subject"),
+                "post": {"summary": "Emergency unblinding of one subject for the caller "
+                                    "(body: {\"reason\", \"password\"})",
+                         "responses": {"200": _json("Unblinded", "The arm, shown to the caller only"),
+                                       "409": _json("Error", "The subject is not randomized"),
+                                       **write_errors}},
+            },
+            f"{base}/studies/{{study}}/randomization/balance": {
+                "parameters": _params("study"),
+                "get": {"summary": "Counts per arm per stratum and overall (unblinded roles)",
+                        "responses": {"200": _json("Balance", "The balance"), **_errors(401, 403, 404)}},
             },
             f"{subject_path}/forms/{{form}}/{{record}}": {
                 "parameters": _params("study", "subject", "form", "record"),

@@ -7,6 +7,7 @@ from ecrf.auth import permissions
 from ecrf.capture.matrix import subject_matrix
 from ecrf.db import get_session
 from ecrf.models import RoleGrant, Study, Subject, SubjectState
+from ecrf.randomization import can_see_arm
 from ecrf.studies import definition, get_study, list_sites
 from ecrf.web.input_guard import int_arg
 
@@ -36,7 +37,9 @@ def home(study_key):
     user = current_user.user
     can = {action: permissions.can(session, user, action, study)
            for action in ("subject.view", "query.view", "audit.view", "sae.view", "study.lock",
-                          "export", "data.import")}
+                          "export", "data.import", "randomization.pharmacy", "randomization.balance")}
+    if not can_see_arm(session, user, study):  # both randomization pages show arms
+        can["randomization.pharmacy"] = can["randomization.balance"] = False
     return render_template("studies/home.html", study=study, spec=spec, counts=counts,
                            sites=list_sites(session, study), can=can)
 

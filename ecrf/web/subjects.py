@@ -144,7 +144,7 @@ def panel_context(session, study, subject):
     rows = visits.subject_visits(session, subject)
     dates = {k: v.visit_date for k, v in rows.items() if v.visit_date}
     return {
-        "schedule": schedule(spec, dates),
+        "schedule": schedule(spec, dates, subject.arm),
         "unscheduled": [v for v in rows.values() if v.unscheduled],
         "state_form": StateForm(formdata=None),
         "date_form": VisitDateForm(formdata=None),

@@ -8,6 +8,7 @@ real, so the fixtures of this folder (study, users, subject) write to it, and ra
 connections as a forger's would.
 """
 import hashlib
+import json
 import types
 
 import pytest
@@ -33,7 +34,39 @@ FORGED = {
     "sae_report": ("sha256", "f" * 64),
     "sae_receipt": ("received_by", "forger"),
     "signature": ("printed_name", "Forger"),
+    "allocation_list": ("seed", "0" * 64),
+    "allocation_slot": ("arm", "forged"),
+    "allocation": ("arm", "forged"),
+    "unblinding": ("reason", "forged"),
 }
+
+#: A randomized study of its own, so that every randomization table holds a row to attack.
+RANDOMIZED_STUDY = {
+    "id": "aotest", "title": "Append-only randomized study",
+    "arms": [{"id": "a", "label": "Active"}, {"id": "b", "label": "Placebo"}],
+    "randomization": {"method": "permuted_blocks", "ratio": {"a": 1, "b": 1}, "visit": "baseline",
+                      "stratify_by": ["site"], "block_sizes": [2]},
+    "blinding": {"masking": "double", "unblinded_roles": ["pharmacist"]},
+    "visits": [{"id": "baseline", "label": "Baseline", "day": 0, "forms": ["vitals"]}],
+    "sites": [{"id": "01", "name": "Site one", "timezone": "UTC"}]}
+VITALS = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Vital signs",
+          "type": "object", "properties": {"sbp": {"type": "integer", "title": "Systolic pressure"}}}
+
+
+def _randomize_and_unblind(db, tmp_path, load_study, actor, doc):
+    """Load the randomized study, generate its list, randomize a subject and unblind it."""
+    from ecrf.capture.service import enrol_subject
+    from ecrf.randomization import service as randomization
+
+    folder = tmp_path / "aotest"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps(RANDOMIZED_STUDY), encoding="utf-8")
+    (folder / "vitals.json").write_text(json.dumps(VITALS), encoding="utf-8")
+    load_study(folder)
+    randomization.generate_list(db, actor, "aotest", size=4)
+    subject = enrol_subject(db, actor, "aotest", "01")
+    randomization.randomize(db, actor, "aotest", subject.key)
+    randomization.unblind(db, actor, doc, "aotest", subject.key, "anaphylaxis: treating physician")
 
 
 @pytest.fixture
@@ -51,8 +84,9 @@ def db(committed):
 
 
 @pytest.fixture
-def issued(db, sae_study, site_subject, make_user, quick_pdf, kit):
-    """A row in every append-only table: an issued SAE report, its receipt, a signature, their events."""
+def issued(db, sae_study, site_subject, make_user, quick_pdf, kit, tmp_path, load_study, actor):
+    """A row in every append-only table: an issued SAE report, its receipt, a signature, an
+    allocation list with its slots, an allocation, an unblinding, and their events."""
     sae_study()
     doc = make_user("doc", "investigator", "saetest")
     spon = make_user("spon", "sponsor", "saetest")
@@ -62,6 +96,7 @@ def issued(db, sae_study, site_subject, make_user, quick_pdf, kit):
     service.mark_received(db, Actor.for_user(spon, RequestContext(channel="api"), "sponsor"), "saetest",
                           report.number, 1)
     signatures.sign(db, as_doc, "saetest", "01-001", "form", kit.PASSWORD, record_id=record.id)
+    _randomize_and_unblind(db, tmp_path, load_study, actor, doc)
     db.commit()
     return types.SimpleNamespace(number=report.number, sha256=report.sha256, record=record)
 
