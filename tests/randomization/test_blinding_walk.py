@@ -2,7 +2,9 @@
 study (the routes are read from ``app.url_map``, so a page added later is walked too): neither arm's
 id nor its label may appear anywhere. The unblinded pharmacist, and the investigator who
 emergency-unblinded the subject, do see it (the control that shows the walk can see a leak)."""
+import io
 import warnings
+import zipfile
 
 import pytest
 
@@ -13,6 +15,7 @@ from ecrf.capture import visits
 from ecrf.capture.service import save_form
 from ecrf.models import ROLES
 from ecrf.randomization import service
+from ecrf.web.exports import WEB_FORMATS
 from tests.conftest import TEST_PASSWORD
 from tests.randomization.conftest import ARMS
 
@@ -60,11 +63,23 @@ def _urls(app, sid, subject, record):
             yield url + "?action=unblind"
         if rule.endpoint == "audit.field":
             yield url + f"?record={record.id}&field=/sbp"
+        if rule.endpoint in ("exports.page_download", "api_exports.api_export"):
+            for fmt in WEB_FORMATS:
+                yield url + f"?format={fmt}"
 
 
 def _leaks(text):
     lowered = text.lower()
     return [s for s in SECRETS if s.lower() in lowered]
+
+
+def _text(response):
+    """What a response shows: its text, or the text of every file in a ZIP download (an export)."""
+    body = response.get_data()
+    if body[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            return "\n".join(archive.read(name).decode("utf-8", "replace") for name in archive.namelist())
+    return body.decode("utf-8", "replace")
 
 
 @pytest.mark.parametrize("role", BLINDED)
@@ -78,7 +93,7 @@ def test_a_blinded_role_sees_no_arm_anywhere(world, app, db, actor, role):
         headers = {"Authorization": f"Bearer {token}"} if url.startswith("/api/") else {}
         response = client.get(url, headers=headers)
         assert response.status_code < 500, f"{url}: {response.status_code}"
-        leaked = _leaks(response.get_data(as_text=True))
+        leaked = _leaks(_text(response))
         assert not leaked, f"{role} sees {leaked} at {url}"
         walked += 1
         allowed += response.status_code == 200
