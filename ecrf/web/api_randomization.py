@@ -21,6 +21,7 @@ from ecrf.randomization import can_see_arm, service
 from ecrf.studies import get_study
 from ecrf.web.api import _body
 from ecrf.web.bearer import api_actor, bearer_required
+from ecrf.web.idempotent import idempotent
 
 bp = Blueprint("api_randomization", __name__, url_prefix="/api/v1")
 SUBJECT = "/studies/<study_key>/subjects/<subject_key>"
@@ -45,6 +46,7 @@ def subject(study_key, subject_key):
 
 @bp.post(SUBJECT + "/randomize")
 @bearer_required
+@idempotent
 def randomize(study_key, subject_key):
     session, study, subject, role = _load(study_key, subject_key, "subject.randomize")
     row = service.randomize(session, api_actor(role), study_key, subject_key)

@@ -284,6 +284,7 @@ def document(base="/api/v1"):
             f"{subject_path}/randomize": {
                 "parameters": _params("study", "subject"),
                 "post": {"summary": "Randomize the subject: the next slot of its stratum",
+                         "parameters": [IDEMPOTENCY_KEY],
                          "responses": {"201": _json("Randomized", "Randomized (arm only for unblinded callers)"),
                                        "409": _json("Error", "Not enrolled, already randomized, no list, "
                                                     "or the stratum's slots are used up"),
@@ -293,6 +294,8 @@ def document(base="/api/v1"):
                 "parameters": _params("study", "subject"),
                 "post": {"summary": "Emergency unblinding of one subject for the caller "
                                     "(body: {\"reason\", \"password\"})",
+                         "description": "Takes no Idempotency-Key: each unblinding is an act of its own, "
+                                        "recorded and notified each time it is asked for.",
                          "responses": {"200": _json("Unblinded", "The arm, shown to the caller only"),
                                        "409": _json("Error", "The subject is not randomized"),
                                        **write_errors}},

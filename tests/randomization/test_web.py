@@ -173,3 +173,16 @@ def test_pharmacy_and_balance_for_unblinded_roles_only(trial, client, db, actor,
     assert client.get(f"/studies/{trial}/randomization/balance").status_code == 403
     assert "Pharmacy" not in client.get(f"/studies/{trial}").get_data(as_text=True)
     assert _api(client, db, actor, "mon")("GET", f"/api/v1/studies/{trial}/randomization/balance").status_code == 403
+
+
+def test_a_retried_randomization_with_its_key_gets_the_first_answer(trial, client, db, actor, enrolled):
+    token = create_token(db, actor, "inv")
+    subject = enrolled(trial)
+    path = f"/api/v1/studies/{trial}/subjects/{subject.key}/randomize"
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "rz-7f3c"}
+    first = client.post(path, headers=headers)
+    before = _counts(db)
+    retried = client.post(path, headers=headers)
+    assert first.status_code == retried.status_code == 201
+    assert retried.get_json() == first.get_json() and retried.headers["Idempotent-Replayed"] == "true"
+    assert _counts(db) == before  # no second allocation, no event
