@@ -14,6 +14,8 @@ The events a writer emits, and what replay does with them:
 * ``status_change`` with a ``record``: the record's status is ``new``.
 * ``missing_flag`` with a ``record`` and a ``field``: set or (``new`` absent) remove that flag.
 * ``enrol``/``subject_state``/``withdraw`` with a ``subject``: the subject's state is ``new``.
+* ``randomize`` with a ``subject`` and the field ``/arm``: the subject's arm is ``new``
+  (ecrf.randomization, the one writer of an arm).
 * ``sign`` whose ``new`` is ``{"signature": id, "records": [ids], "hash", ...}`` (ecrf.review):
   the signature, with a copy of the signed records as the log had them at that moment, so the
   caller can recompute the signed hash from the log alone.
@@ -108,6 +110,7 @@ _RECORD_ACTIONS = frozenset(str(a) for a in (Action.CREATE, Action.UPDATE, Actio
                                              Action.STATUS, Action.MISSING))
 _SUBJECT_ACTIONS = frozenset(str(a) for a in (Action.ENROL, Action.SUBJECT_STATE, Action.WITHDRAW))
 _STATUS = str(Action.STATUS)
+_RANDOMIZE = str(Action.RANDOMIZE)
 _SIGN = str(Action.SIGN)
 _REPORT = str(Action.REPORT)
 _MISSING = str(Action.MISSING)
@@ -133,6 +136,7 @@ class ReplayState:
     subjects: dict = dataclasses.field(default_factory=dict)  # (study, subject) -> ReplayedSubject
     signatures: dict = dataclasses.field(default_factory=dict)  # signature id -> ReplayedSignature
     documents: dict = dataclasses.field(default_factory=dict)  # (study, field) -> ReplayedDocument
+    arms: dict = dataclasses.field(default_factory=dict)  # (study, subject) -> (arm, seq)
 
     def apply(self, row):
         """Apply one stored event (a row in EVENT_COLUMNS order)."""
@@ -176,6 +180,8 @@ class ReplayState:
                 load_value(row[_NEW]), row[_SITE], row[_SEQ])
         elif action == _SIGN and row[_NEW] is not None:
             self._sign(row)
+        elif action == _RANDOMIZE and row[_FIELD] == "/arm" and row[_SUBJECT] is not None:
+            self.arms[(row[_STUDY], row[_SUBJECT])] = (load_value(row[_NEW]), row[_SEQ])
         elif action == _REPORT and row[_FIELD] is not None:
             self.documents[(row[_STUDY], row[_FIELD])] = ReplayedDocument(
                 load_value(row[_NEW]), row[_ACTOR], row[_SEQ], tuple(row[_PLACE]), row[_RECORD])

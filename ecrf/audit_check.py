@@ -177,7 +177,7 @@ def _compare_each_record(rows, state, counts, stored):
 def _compare_subjects(session, state, counts):
     stored = set()
     with session.execute(
-            select(Subject.key, Subject.state, Study.key, Site.key)
+            select(Subject.key, Subject.state, Study.key, Site.key, Subject.arm)
             .join(Study, Study.id == Subject.study_id).join(Site, Site.id == Subject.site_id)
             .order_by(Subject.id).execution_options(yield_per=1000)) as rows:
         problem = _compare_each_subject(rows, state, counts, stored)
@@ -192,7 +192,7 @@ def _compare_subjects(session, state, counts):
 
 
 def _compare_each_subject(rows, state, counts, stored):
-    for key, subject_state, study_key, site_key in rows:
+    for key, subject_state, study_key, site_key, arm in rows:
         stored.add((study_key, key))
         replayed = state.subjects.get((study_key, key))
         if replayed is None:
@@ -203,6 +203,11 @@ def _compare_each_subject(rows, state, counts, stored):
         if replayed.site != site_key:
             return (f"subject {study_key} {key}: stored at site {site_key!r} but the log has site "
                     f"{replayed.site!r} (last event {replayed.last_seq})")
+        logged_arm, arm_seq = state.arms.get((study_key, key), (None, None))
+        if arm != logged_arm:
+            # The arm itself is not named: whoever reads this report may be blinded.
+            return (f"subject {study_key} {key}: the stored arm differs from the log's "
+                    + (f"(randomized at event {arm_seq})" if arm_seq else "(never randomized in the log)"))
         counts["subjects"] += 1
     return None
 

@@ -333,3 +333,20 @@ def test_a_replaced_or_disabled_trigger_is_named(committed, issued):
     code, failed = _verify(committed)
     what = "is disabled" if dialect == "postgresql" else "is not the declared one (it was replaced)"
     assert (code, failed) == (1, [f"audit verify FAILED: append-only trigger {name} on signature {what}"])
+
+
+def test_an_arm_changed_in_the_database_is_named_without_naming_it(committed, issued):
+    with committed.begin() as conn:
+        arm = conn.execute(text("SELECT arm FROM subject WHERE arm IS NOT NULL")).scalar_one()
+        conn.execute(text("UPDATE subject SET arm = :other WHERE arm = :arm"),
+                     {"other": "b" if arm == "a" else "a", "arm": arm})
+    code, failed = _verify(committed)
+    assert code == 1 and len(failed) == 1
+    assert "the stored arm differs from the log's (randomized at event" in failed[0]
+    assert "'a'" not in failed[0] and "'b'" not in failed[0]
+    with committed.begin() as conn:  # an arm given to a subject the log never randomized
+        conn.execute(text("UPDATE subject SET arm = :arm WHERE arm IS NOT NULL"), {"arm": arm})
+        conn.execute(text("UPDATE subject SET arm = 'a' WHERE arm IS NULL AND id = (SELECT MIN(id) "
+                          "FROM subject WHERE arm IS NULL)"))
+    code, failed = _verify(committed)
+    assert code == 1 and "(never randomized in the log)" in failed[0]
