@@ -112,6 +112,7 @@ def prepare_demo(forms_path=None, allow_demo_accounts=False):
             study_keys.append(study.id)
         users = _demo_users(session, cli, study_keys)
         for key in study_keys:
+            _allocation_list(session, cli, key)
             _sample_subjects(session, users["staff"], key)
     return app, DemoLogins(DEMO_PASSWORD, tuple((u, r) for u, r, _ in DEMO_USERS))
 
@@ -143,6 +144,7 @@ def _sample_subjects(session, actor, study_key):
         subject = enrol_subject(session, actor, study_key, site.key)
         if spec.eligibility:
             _screen(session, actor, spec, study_key, subject.key, eligible=n < SUBJECTS_PER_STUDY - 1)
+        _randomize(session, actor, spec, study_key, subject.key)
         for visit in spec.visits[: spec.visits.index(anchor) + (2 if n == 0 else 1)]:
             day = start + dt.timedelta(days=visit.day - anchor.day + 7 * n)
             if day > dt.date.today():
@@ -156,6 +158,30 @@ def _sample_subjects(session, actor, study_key):
                               sample_document(spec.forms[form_id], day))
                 except Invalid:
                     continue  # a form whose rules the generic sample cannot satisfy stays empty
+
+
+def _allocation_list(session, actor, study_key):
+    """The concealed allocation list (or, for minimization, its seed) of a randomized study, once."""
+    from ecrf.randomization import service as randomization
+
+    study = get_study(session, study_key)
+    method = (definition(study).document.get("randomization") or {}).get("method")
+    if method is None or randomization.allocation_list(session, study) is not None:
+        return
+    randomization.generate_list(session, actor, study_key)
+
+
+def _randomize(session, actor, spec, study_key, subject_key):
+    """Randomize an enrolled sample subject as the protocol does; one the generic sample data cannot
+    stratify (a missing value) stays unrandomized, as it would at a site."""
+    from ecrf.randomization import service as randomization
+
+    if not spec.document.get("randomization"):
+        return
+    try:
+        randomization.randomize(session, actor, study_key, subject_key)
+    except EcrfError:
+        pass
 
 
 def _screen(session, actor, spec, study_key, subject_key, eligible):

@@ -75,3 +75,29 @@ def test_the_demo_refuses_a_database_with_real_users_unless_told(demo_env):
     allowed = _demo(demo_env, "--allow-demo-accounts")
     assert allowed.exit_code == 0, allowed.output
     assert "admin" in _usernames(url)
+
+
+def test_the_demo_randomizes_a_randomized_trial_through_its_list(new_database, tmp_path):
+    """The demo's randomized reference trial (MESRIX-more, masked) gets its concealed list and its
+    enrolled sample subjects are allocated by the randomization service, audited like any other."""
+    from sqlalchemy import text
+
+    from ecrf.audit_check import verify_database
+
+    forms = tmp_path / "forms"
+    shutil.copytree(resource("forms") / "mesrix-more", forms / "mesrix-more")
+    url = new_database()
+    env = {"ECRF_DATABASE_URL": url, "ECRF_INSTANCE_PATH": str(tmp_path / "instance"),
+           "ECRF_FORMS_PATH": str(forms), "ECRF_ENV": None, "ECRF_SECRET_KEY": None}
+    assert _demo(env).exit_code == 0
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            enrolled = connection.execute(text("SELECT arm FROM subject WHERE state = 'enrolled'")).scalars().all()
+            slots = connection.execute(text("SELECT count(*) FROM allocation_slot")).scalar_one()
+        assert enrolled and all(arm in ("msc", "placebo") for arm in enrolled)
+        assert slots >= len(enrolled)
+        with make_session_factory(engine)() as session:
+            assert verify_database(session).ok
+    finally:
+        engine.dispose()
