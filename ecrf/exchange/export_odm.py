@@ -57,6 +57,10 @@ def _event_oid(visit_key):
     return f"SE.{visit_key}", None
 
 
+#: Characters gathered before they are encoded and written.
+BUFFER = 1 << 16
+
+
 class _Out:
     """Text written as UTF-8 to the binary file, in large chunks."""
 
@@ -66,7 +70,7 @@ class _Out:
 
     def write(self, text):
         self.buffer.write(text)
-        if self.buffer.tell() > 1 << 16:
+        if self.buffer.tell() > BUFFER:
             self.flush()
 
     def flush(self):
