@@ -69,23 +69,30 @@ class _Pipe:
         pass
 
 
-class _Unclosed:
-    """The pipe as the one file of an ODM export (the writer's ``with`` does not close it)."""
-
-    def __init__(self, pipe):
-        self.pipe = pipe
-
-    def write(self, data):
-        return self.pipe.write(data)
+class _File:
+    """What a writer gets from a sink's ``open``: ``write``, then ``close`` (or a ``with`` block)."""
 
     def flush(self):
+        pass
+
+    def close(self):
         pass
 
     def __enter__(self):
         return self
 
     def __exit__(self, *_exc):
-        return False
+        self.close()
+
+
+class _Unclosed(_File):
+    """The pipe as the one file of an ODM export (closing it leaves the pipe open)."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+
+    def write(self, data):
+        return self.pipe.write(data)
 
 
 class _StreamFile:
@@ -98,7 +105,7 @@ class _StreamFile:
         return _Unclosed(self.pipe)
 
 
-class _Spooled:
+class _Spooled(_File):
     """A member written while another is being written: kept aside, added when it can be."""
 
     def __init__(self, sink, name):
@@ -109,19 +116,10 @@ class _Spooled:
     def write(self, data):
         return self.file.write(data)
 
-    def flush(self):
-        pass
-
     def close(self):
         if not self.closed:
             self.closed = True
             self.sink._finished(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_exc):
-        self.close()
 
 
 class ZipSink:
@@ -172,7 +170,7 @@ class ZipSink:
             out.write(service.manifest_bytes(document))
 
 
-class _Direct:
+class _Direct(_File):
     """The member being written straight into the archive."""
 
     def __init__(self, sink, member):
@@ -181,19 +179,10 @@ class _Direct:
     def write(self, data):
         return self.member.write(data)
 
-    def flush(self):
-        pass
-
     def close(self):
         if self.sink.current is self:
             self.member.close()
             self.sink._finished(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_exc):
-        self.close()
 
 
 def stream_export(sessions, actor, scope, fmt, **options):
