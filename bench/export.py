@@ -1,7 +1,7 @@
 """Benchmark: export throughput and peak memory per format, against plain stdlib ``csv`` writing.
 
     .venv/bin/python bench/export.py [--subjects 1000] [--visits 10] [--fields 100]
-                                     [--wide-fields 300] [--wide-records 2000] [--rounds 2]
+                                     [--wide-fields 300] [--wide-records 2000] [--rounds 2] [--web]
 
 Builds a throwaway SQLite study in a temporary folder: ``--subjects`` subjects, each with a
 ``--fields``-field form at ``--visits`` visits (1,000 × 10 × 100 = 1,000,000 item values: integers,
@@ -18,6 +18,11 @@ For each it prints item values per second and peak resident memory (``ru_maxrss`
 and both as a ratio to the baseline of the same run (the fastest of ``--rounds`` interleaved runs) (targets: CSV within 2×, ODM and Dataset-JSON
 within 4×). ``--fraction`` re-runs the CSV export on a quarter of the subjects to show that memory
 does not grow with the size of the study.
+
+``--web`` measures instead the download the web page and the API stream
+(``GET /api/v1/studies/bench/export?format=...``, through the application as a WSGI client reads
+it, chunk by chunk): its peak memory for the whole study and for half of it (``site=01``), next to
+the baseline's, for the CSV ZIP, Dataset-JSON ZIP and ODM XML.
 """
 import argparse
 import json
@@ -159,6 +164,63 @@ def run_one(url, fmt, form, output, subjects_limit):
                       "rows": values}))
 
 
+def web_token(url):
+    """A data manager of the bench study with an API token (for ``--web``)."""
+    from ecrf.actor import Actor
+    from ecrf.auth import accounts
+    from ecrf.db import Database
+
+    database = Database(url)
+    session = database.sessions()
+    accounts.create_user(session, Actor.cli(), "bench", "Streamed-downloads-2026!", must_change_password=False)
+    accounts.grant_role(session, Actor.cli(), "bench", "bench", "data_manager")
+    token = accounts.create_token(session, Actor.cli(), "bench")
+    session.close()
+    database.engine.dispose()
+    return token
+
+
+def run_web(url, fmt, form, token, half):
+    """One streamed web export in this (fresh) process, read chunk by chunk and dropped."""
+    from ecrf import create_app
+
+    app = create_app({"ECRF_ENV": "testing", "SECRET_KEY": "bench", "DATABASE_URL": url})
+    query = f"format={fmt}&form={form}" + ("&site=01" if half else "")
+    started = time.perf_counter()
+    response = app.test_client().get(f"/api/v1/studies/bench/export?{query}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and response.is_streamed, response.status
+    size = 0
+    for chunk in response.response:
+        size += len(chunk)
+    response.close()
+    print(json.dumps({"seconds": time.perf_counter() - started, "bytes": size,
+                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def web(url, folder, form, rounds):
+    """``--web``: peak memory of streamed downloads of the whole study and of half of it."""
+    token = web_token(url)
+    base = min((measure(url, "baseline", form, folder) for _ in range(rounds)), key=lambda r: r["seconds"])
+    print(f"\nweb downloads of {form} (streamed); baseline stdlib csv peak RSS {base['maxrss_kib'] / 1024:.0f} MiB")
+    print(f"  {'format':<13} {'MiB sent':>9} {'seconds':>8} {'peak MiB':>9} {'memory ratio':>13} {'half: peak MiB':>15}")
+    for fmt in ("csv", "dataset-json", "odm"):
+        got = [_web(url, fmt, form, token, False) for _ in range(rounds)]
+        full = min(got, key=lambda r: r["seconds"])
+        peak = max(r["maxrss_kib"] for r in got)
+        half = _web(url, fmt, form, token, True)
+        print(f"  {fmt:<13} {full['bytes'] / 2**20:>9.0f} {full['seconds']:>8.1f} {peak / 1024:>9.0f} "
+              f"{peak / base['maxrss_kib']:>12.2f}x {half['maxrss_kib'] / 1024:>15.0f}")
+
+
+def _web(url, fmt, form, token, half):
+    command = [sys.executable, __file__, "--one-web", fmt, "--url", url, "--form", form, "--token", token]
+    if half:
+        command.append("--half")
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def measure(url, fmt, form, folder, half=False):
     output = folder / f"out-{fmt}-{form}-{int(half)}" / ("x.xml" if fmt == "odm" else "x")
     if fmt == "baseline":
@@ -183,7 +245,13 @@ def main():
     parser.add_argument("--form", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     parser.add_argument("--half", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--web", action="store_true",
+                        help="Measure the streamed web download's memory instead of the command line's.")
+    parser.add_argument("--one-web", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_web:
+        return run_web(args.url, args.one_web, args.form, args.token, args.half)
     if args.one:
         return run_one(args.url, args.one, args.form, Path(args.output), args.half)
     formats = ["csv", "odm", "dataset-json"]
@@ -199,6 +267,8 @@ def main():
         print(f"generated in {time.perf_counter() - started:.0f} s: {args.subjects} subjects x {args.visits} "
               f"visits x {args.fields} fields = {args.subjects * args.visits * args.fields:,} values; "
               f"wide form {args.wide_fields} fields x {args.wide_records} records")
+        if args.web:
+            return web(url, folder, "lab", args.rounds)
         for form, values in (("lab", args.subjects * args.visits * args.fields),
                              ("wide", args.wide_fields * args.wide_records)):
             best = {}

@@ -9,7 +9,6 @@ Rows are written as they are read; nothing holds a whole table.
 import contextlib
 import csv
 import io
-import json
 
 from ecrf.audit_view import neutralise
 from ecrf.exchange import export_service as service
@@ -32,10 +31,9 @@ _FORMULA_FIRST = frozenset(ch for ch in map(chr, range(128)) if neutralise(ch) !
 class CsvFile:
     """One CSV file being written: counts its rows; its SHA-256 is taken when it is closed."""
 
-    def __init__(self, folder, name, header):
+    def __init__(self, sink, name, header):
         self.name = name
-        self.path = folder / name
-        self.raw = self.path.open("wb")
+        self.raw = sink.open(name)
         self.hashing = service.HashingWriter(self.raw)
         self.text = io.TextIOWrapper(self.hashing, encoding="utf-8", newline="")
         self.text.write("\ufeff")
@@ -103,7 +101,8 @@ def _write_subjects(folder, session, scope, files):
 
 
 def write_csv(session, scope, folder, *, actor, fmt="csv", progress=None):
-    """Write the CSV export of ``scope`` into ``folder``; return its manifest (also written)."""
+    """Write the CSV export of ``scope`` into ``folder`` (a sink: ``FolderSink`` or a streamed ZIP);
+    return its manifest (also written, last)."""
     files, rows = {}, {}
     rows["subjects"] = _write_subjects(folder, session, scope, files)
     tables = [t for form in scope.forms for t in form_tables(scope.spec.forms[form])]
@@ -117,8 +116,7 @@ def write_csv(session, scope, folder, *, actor, fmt="csv", progress=None):
     _write_dictionary(folder, session, scope, tables, files)
     document = service.manifest(scope, fmt, files, rows, actor, encoding="UTF-8 with byte-order mark",
                                 layout="long" if fmt == "csv-long" else "wide")
-    (folder / "manifest.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n",
-                                          encoding="utf-8")
+    folder.write_manifest(document)
     return document
 
 

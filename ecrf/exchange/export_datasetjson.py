@@ -86,7 +86,8 @@ def _count(session, scope, tables):
 
 
 def write_dataset_json(session, scope, folder, *, actor, fmt="dataset-json", progress=None):
-    """Write one Dataset-JSON file per table of ``scope`` into ``folder``; return the manifest."""
+    """Write one Dataset-JSON file per table of ``scope`` into ``folder`` (a sink); return the
+    manifest (written last)."""
     ndjson = fmt == "ndjson"
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     files, rows = {}, {}
@@ -97,7 +98,7 @@ def write_dataset_json(session, scope, folder, *, actor, fmt="dataset-json", pro
         datasets = []
         try:
             for table in tables:
-                raw = (folder / f"{table.name}.{'ndjson' if ndjson else 'json'}").open("wb")
+                raw = folder.open(f"{table.name}.{'ndjson' if ndjson else 'json'}")
                 hashing = service.HashingWriter(raw)
                 out = io.TextIOWrapper(hashing, encoding="utf-8", newline="\n", write_through=False)
                 header = _header(scope, table, created)
@@ -138,6 +139,5 @@ def write_dataset_json(session, scope, folder, *, actor, fmt="dataset-json", pro
                 with contextlib.suppress(OSError, ValueError):
                     dataset.hashing.raw.close()
     document = service.manifest(scope, fmt, files, rows, actor, dataset_json_version=VERSION)
-    (folder / "manifest.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n",
-                                          encoding="utf-8")
+    folder.write_manifest(document)
     return document

@@ -57,6 +57,10 @@ def _event_oid(visit_key):
     return f"SE.{visit_key}", None
 
 
+#: Characters gathered before they are encoded and written.
+BUFFER = 1 << 16
+
+
 class _Out:
     """Text written as UTF-8 to the binary file, in large chunks."""
 
@@ -66,7 +70,7 @@ class _Out:
 
     def write(self, text):
         self.buffer.write(text)
-        if self.buffer.tell() > 1 << 16:
+        if self.buffer.tell() > BUFFER:
             self.flush()
 
     def flush(self):
@@ -197,8 +201,8 @@ def _signatures_by_record(session, scope):
     return found
 
 
-def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=False, signatures=False):
-    """Write the ODM file of ``scope`` to ``path``; return the export's manifest (not written: ODM is
+def write_odm(session, scope, sink, *, actor, fmt="odm", progress=None, audit=False, signatures=False):
+    """Write the ODM file of ``scope`` to ``sink`` (``FileSink`` or the streamed response); return the export's manifest (not written: ODM is
     one file; its SHA-256 is in the manifest the audit event hashes)."""
     tables = [t for form in scope.forms for t in form_tables(scope.spec.forms[form])]
     by_form = {}
@@ -213,7 +217,7 @@ def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=Fa
     rows = {t.name: 0 for t in tables}
     opening = {c.oid: f"<ItemData ItemOID={quoteattr(c.oid)} Value=" for t in tables for c in t.columns}
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    with path.open("wb") as raw:
+    with sink.open(sink.name) as raw:
         out = _Out(raw)
         out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
         out.write(f"<ODM xmlns={quoteattr(NS)}{_a(ODMVersion='1.3.2', FileOID=f'ecrf.{scope.spec.id}.{created}', FileType='Snapshot', CreationDateTime=created, Originator=actor.name, SourceSystem='ecrf')}>")
@@ -271,7 +275,7 @@ def write_odm(session, scope, path, *, actor, fmt="odm", progress=None, audit=Fa
             out.write("</StudyEventData></SubjectData>")
         out.write("</ClinicalData></ODM>\n")
         out.flush()
-    files = {path.name: {"bytes": out.hashing.size, "sha256": out.hashing.sha256.hexdigest()}}
+    files = {sink.name: {"bytes": out.hashing.size, "sha256": out.hashing.sha256.hexdigest()}}
     return service.manifest(scope, fmt, files, rows, actor, audit_records=audit, signatures=signatures)
 
 

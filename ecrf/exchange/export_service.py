@@ -12,6 +12,7 @@ import datetime as dt
 import errno
 import hashlib
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -294,6 +295,42 @@ class HashingWriter(io.RawIOBase):
             self.raw.flush()
 
 
+class FolderSink:
+    """Where a folder export's files go: files in ``folder`` (the CLI's staging folder). The web
+    streams the same writers into a ZIP instead (``export_stream.ZipSink``, the same methods)."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def open(self, name):
+        """A binary file for the export's file ``name``; closing it finishes the file."""
+        return (self.folder / name).open("wb")
+
+    @contextlib.contextmanager
+    def local_path(self, name):
+        """A path on disk to write ``name`` to (for libraries that write only to a path)."""
+        yield self.folder / name
+
+    def write_manifest(self, document):
+        """The manifest, written last."""
+        with self.open("manifest.json") as out:
+            out.write(manifest_bytes(document))
+
+
+class FileSink:
+    """Where a one-file export (ODM) goes: ``path``, named ``name`` in the manifest."""
+
+    def __init__(self, path, name):
+        self.path, self.name = Path(path), name
+
+    def open(self, _name=None):
+        return self.path.open("wb")
+
+
+def manifest_bytes(document):
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
 def file_sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -353,8 +390,9 @@ def run_export(session, actor, scope, fmt, output, *, force=False, progress=None
     writer = writer_for(fmt)
     kind = FORMATS[fmt]
     with staged_output(output, kind, force) as staging:
+        sink = FolderSink(staging) if kind == "dir" else FileSink(staging, Path(output).name)
         with snapshot(session):
-            document = writer(session, scope, staging, actor=actor, fmt=fmt, progress=progress, **options)
+            document = writer(session, scope, sink, actor=actor, fmt=fmt, progress=progress, **options)
     digest = manifest_hash(document)
     record_export(session, actor, scope, fmt, document["rows"], digest)
     return ExportResult(fmt, Path(output), document["rows"], digest)

@@ -6,7 +6,6 @@ to fit the format (32 characters at most).
 pyreadstat writes a whole data frame, so unlike the other formats one table at a time is held in
 memory. It is an optional extra: ``pip install 'ecrf[stats]'``.
 """
-import json
 import re
 
 from ecrf.errors import EcrfError
@@ -65,7 +64,8 @@ def _write(pyreadstat, fmt, frame, path, labels, value_labels, table_name):
 
 
 def write_stats(session, scope, folder, *, actor, fmt, progress=None):
-    """Write ``scope`` as ``fmt`` (dta, sav, xpt) into ``folder``; return the manifest."""
+    """Write ``scope`` as ``fmt`` (dta, sav, xpt) into ``folder`` (a sink), one table at a time;
+    return the manifest (written last)."""
     pandas, pyreadstat = _libraries()
     files, rows, renamed_all = {}, {}, {}
     subjects = list(service.iter_subjects(session, scope))
@@ -82,14 +82,15 @@ def write_stats(session, scope, folder, *, actor, fmt, progress=None):
         changed = {old: new for old, new in renamed.items() if old != new}
         if changed:
             renamed_all[name] = changed
-        path = folder / f"{name}.{fmt}"
-        _write(pyreadstat, fmt, frame, path, {renamed[k]: v[:MAX_LABEL[fmt]] for k, v in labels.items()} or None,
-               {renamed[k]: v for k, v in value_labels.items()} if fmt != "xpt" else None, name)
+        with folder.local_path(f"{name}.{fmt}") as path:
+            _write(pyreadstat, fmt, frame, path,
+                   {renamed[k]: v[:MAX_LABEL[fmt]] for k, v in labels.items()} or None,
+                   {renamed[k]: v for k, v in value_labels.items()} if fmt != "xpt" else None, name)
+            files[path.name] = {"rows": len(frame), "bytes": path.stat().st_size,
+                                "sha256": service.file_sha256(path)}
         rows[name] = len(frame)
-        files[path.name] = {"rows": len(frame), "bytes": path.stat().st_size, "sha256": service.file_sha256(path)}
     document = service.manifest(scope, fmt, files, rows, actor, renamed_variables=renamed_all)
-    (folder / "manifest.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n",
-                                          encoding="utf-8")
+    folder.write_manifest(document)
     return document
 
 

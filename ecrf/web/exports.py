@@ -2,23 +2,19 @@
 streams the export, and ``GET /api/v1/studies/<study>/export?format=...`` for pipelines.
 
 Both load the study, ask ``export_service.scope_for`` (the permission table's ``export``, the user's
-sites, ``can_see_arm``) and call ``run_export``; the export is written to a temporary folder on the
-server (never held in memory), audited, then streamed: ODM as one XML file, every other format as a
-ZIP of its folder (files plus manifest.json). The temporary files go when the response ends.
+sites, ``can_see_arm``) and stream the export as it is written (``export_stream``): ODM as one XML
+file, every other format as a ZIP of its folder (files, then manifest.json). Nothing is staged on
+the server; the export reads one snapshot through a session of its own, open until the last byte, and the audit event is appended only when the export is complete.
 """
 import datetime as dt
-import shutil
-import tempfile
-import zipfile
-from pathlib import Path
 
-from flask import Blueprint, Response, g, render_template, request
+from flask import Blueprint, Response, current_app, g, render_template, request
 from flask_login import current_user, login_required
 
 from ecrf.auth import permissions
 from ecrf.db import get_session
 from ecrf.errors import Invalid
-from ecrf.exchange import export_service
+from ecrf.exchange import export_service, export_stream
 from ecrf.studies import definition, get_study, list_sites
 from ecrf.web.auth import current_actor
 from ecrf.web.bearer import api_actor, bearer_required
@@ -49,36 +45,14 @@ def _choices(args):
     return fmt, tuple(args.getlist("site")), forms
 
 
-def _chunks(folder, path, size=1 << 16):
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(size):
-                yield chunk
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def download(session, actor, scope, fmt):
-    """Run the export into a temporary folder and answer it as a streamed download."""
-    folder = Path(tempfile.mkdtemp(prefix="ecrf-export-"))
-    try:
-        target = folder / ("export.xml" if fmt == "odm" else "export")
-        export_service.run_export(session, actor, scope, fmt, target)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        name = f"{scope.study.key}-{fmt}-{stamp}"
-        if fmt == "odm":
-            path, mimetype, name = target, "application/xml", f"{name}.xml"
-        else:
-            path, mimetype, name = folder / "export.zip", "application/zip", f"{name}.zip"
-            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-                for file in sorted(target.iterdir()):
-                    archive.write(file, f"{scope.study.key}-{fmt}/{file.name}")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return Response(_chunks(folder, path), mimetype=mimetype, headers={
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "Content-Length": str(path.stat().st_size)})
+def download(actor, scope, fmt):
+    """The export as a download streamed while it is written (``export_stream``)."""
+    chunks = export_stream.stream_export(current_app.extensions["ecrf_db"].sessions, actor, scope, fmt)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{scope.study.key}-{fmt}-{stamp}"
+    mimetype, name = ("application/xml", f"{name}.xml") if fmt == "odm" else ("application/zip", f"{name}.zip")
+    return Response(chunks, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.get("")
@@ -99,7 +73,7 @@ def _requested(user, actor_for, study_key):
     session = get_session()
     fmt, sites, forms = _choices(request.args)
     scope = export_service.scope_for(session, user, study_key, sites, forms)
-    return download(session, actor_for(scope.role), scope, fmt)
+    return download(actor_for(scope.role), scope, fmt)
 
 
 @bp.get("/download")
