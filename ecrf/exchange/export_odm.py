@@ -6,7 +6,9 @@ subject. Optionally each value's ``AuditRecord`` (its last change: who, when, wh
 
 The same tables and columns as every other format (``export_layout``): label columns are left out
 (the CodeList carries the labels); missing-data flags are items of their own (``IT.<form>.<field>.MISSING``
-and ``.REASON``); partial dates keep the ODM ``partialDate`` type and the value as written. Log forms
+and ``.REASON``); partial dates keep the ODM ``partialDate`` type and the value as written. The 1/0
+item of each option of a multiple-choice field carries ``Alias`` elements naming the field and its
+title (``ecrf import odm`` puts the field together again from them). Log forms
 are repeating forms of one ``SE.LOGS`` event; unscheduled visits are repeats of ``SE.UNSCHEDULED``.
 """
 import datetime as dt
@@ -24,6 +26,9 @@ NS = "http://www.cdisc.org/ns/odm/v1.3"
 LOGS = "SE.LOGS"
 UNSCHEDULED = "SE.UNSCHEDULED"
 _DATA_ACTIONS = ("create", "update", "clear")
+#: Alias contexts on the 1/0 item of each option of a multiple-choice field: the field, its title.
+CHOICE = "ecrf.choice"
+CHOICE_TITLE = "ecrf.choice.title"
 
 
 def _a(**attrs):
@@ -117,6 +122,7 @@ def _metadata(out, scope, tables, mdv):
         out.write("</FormDef>")
     for table in tables:
         out.write(f"<ItemGroupDef{_a(OID=table.oid, Name=table.name, Repeating='Yes' if table.group else 'No')}>")
+        out.write(_text("Description", table.label))
         for number, column in enumerate((c for c in table.columns if c.in_metadata), start=1):
             out.write(f"<ItemRef{_a(ItemOID=column.oid, OrderNumber=number, Mandatory='No')}/>")
         out.write("</ItemGroupDef>")
@@ -136,6 +142,9 @@ def _metadata(out, scope, tables, mdv):
             if column.codes:
                 out.write(f"<CodeListRef{_a(CodeListOID=f'CL.{column.oid}')}/>")
                 code_lists.append(column)
+            if column.role == "choice":  # so that an import puts the multiple-choice field together again
+                out.write(f"<Alias{_a(Context=CHOICE, Name=column.field)}/>"
+                          f"<Alias{_a(Context=CHOICE_TITLE, Name=column.field_title)}/>")
             out.write("</ItemDef>")
     for column in code_lists:
         kind = column.code_type if column.code_type in ("integer", "float") else "text"
