@@ -8,7 +8,9 @@ The same tables and columns as every other format (``export_layout``): label col
 (the CodeList carries the labels); missing-data flags are items of their own (``IT.<form>.<field>.MISSING``
 and ``.REASON``); partial dates keep the ODM ``partialDate`` type and the value as written. The 1/0
 item of each option of a multiple-choice field carries ``Alias`` elements naming the field and its
-title (``ecrf import odm`` puts the field together again from them). Log forms
+title (``ecrf import odm`` puts the field together again from them); a visit's StudyEventDef
+carries its day and window the same way (``ecrf.day``, ``ecrf.window_before``, ``ecrf.window_after``)
+and its description. Log forms
 are repeating forms of one ``SE.LOGS`` event; unscheduled visits are repeats of ``SE.UNSCHEDULED``.
 """
 import datetime as dt
@@ -28,6 +30,8 @@ UNSCHEDULED = "SE.UNSCHEDULED"
 _DATA_ACTIONS = ("create", "update", "clear")
 #: Alias contexts on the 1/0 item of each option of a multiple-choice field: the field, its title.
 CHOICE = "ecrf.choice"
+#: A visit's schedule, carried by Alias elements of its StudyEventDef (context ``ecrf.<name>``).
+SCHEDULE = ("day", "window_before", "window_after")
 CHOICE_TITLE = "ecrf.choice.title"
 
 
@@ -94,24 +98,30 @@ def _metadata(out, scope, tables, mdv):
             out.write(f"<MeasurementUnit{_a(OID=unit_oid[unit], Name=unit)}>{_text('Symbol', unit)}</MeasurementUnit>")
         out.write("</BasicDefinitions>")
     out.write(f"<MetaDataVersion{_a(OID=mdv, Name=f'{spec.id} version {scope.study.current.number}')}>")
-    events = []  # (oid, name, repeating, type, forms)
+    events = []  # (oid, name, repeating, type, forms, visit or None)
     for visit in spec.visits:
         forms = [f for f in visit.forms if f in chosen]
-        events.append((f"SE.{visit.id}", visit.label, "No", "Scheduled", forms))
+        events.append((f"SE.{visit.id}", visit.label, "No", "Scheduled", forms, visit))
     unscheduled = [f for f in spec.document.get("unscheduled_forms", ()) if f in chosen]
     if unscheduled:
-        events.append((UNSCHEDULED, "Unscheduled visit", "Yes", "Unscheduled", unscheduled))
+        events.append((UNSCHEDULED, "Unscheduled visit", "Yes", "Unscheduled", unscheduled, None))
     logs = [f for f in spec.log_forms if f in chosen]
     if logs:
-        events.append((LOGS, "Logs", "No", "Common", logs))
+        events.append((LOGS, "Logs", "No", "Common", logs, None))
     out.write("<Protocol>")
     for number, (oid, *_rest) in enumerate(events, start=1):
         out.write(f"<StudyEventRef{_a(StudyEventOID=oid, OrderNumber=number, Mandatory='No')}/>")
     out.write("</Protocol>")
-    for oid, name, repeating, kind, forms in events:
+    descriptions = {v["id"]: v.get("description") for v in spec.document.get("visits", ())}
+    for oid, name, repeating, kind, forms, visit in events:
         out.write(f"<StudyEventDef{_a(OID=oid, Name=name, Repeating=repeating, Type=kind)}>")
+        if visit is not None and descriptions.get(visit.id):
+            out.write(_text("Description", descriptions[visit.id]))
         for number, form in enumerate(forms, start=1):
             out.write(f"<FormRef{_a(FormOID=f'F.{form}', OrderNumber=number, Mandatory='No')}/>")
+        if visit is not None:  # the schedule, which ODM has no element for
+            for field in SCHEDULE:
+                out.write(f"<Alias{_a(Context=f'ecrf.{field}', Name=getattr(visit, field))}/>")
         out.write("</StudyEventDef>")
     for form in scope.forms:
         repeating = "Yes" if form in spec.log_forms else "No"

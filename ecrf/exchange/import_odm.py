@@ -339,6 +339,20 @@ def _range_check(conversion, where, schema, extra, check):
     conversion.warn(where, f"range check {comparator} {values} ({check.get('SoftHard')}) is not converted")
 
 
+def _schedule(event):
+    """A visit's day and window from the ``ecrf.day``, ``ecrf.window_before`` and ``ecrf.window_after``
+    Alias elements of a StudyEventDef ecrf wrote (windows of 0 left out, as in study.json)."""
+    from ecrf.exchange.export_odm import SCHEDULE
+
+    aliases = {a.get("Context"): a.get("Name") for a in event.findall(_q("Alias"))}
+    found = {}
+    for name in SCHEDULE:
+        text = (aliases.get(f"ecrf.{name}") or "").strip()
+        if text.lstrip("-").isdigit() and (name == "day" or int(text)):
+            found[name] = int(text)
+    return found
+
+
 def _study(conversion, study_id, title, study_el, mdv, defs, form_keys, ecrf):
     protocol = mdv.find(_q("Protocol"))
     order = [r.get("StudyEventOID") for r in _ordered(protocol.findall(_q("StudyEventRef")))] \
@@ -364,8 +378,13 @@ def _study(conversion, study_id, title, study_el, mdv, defs, form_keys, ecrf):
         if event.get("Repeating") == "Yes":
             conversion.warn(f"StudyEventDef {oid}", "a repeating event is one visit in ecrf "
                                                     "(add unscheduled visits for repeats)")
-        visits.append({"id": make_key(_own_id(oid, "SE.", ecrf), taken, "visit"),
-                       "label": (event.get("Name") or _text(event) or oid)[:500], "forms": forms})
+        visit = {"id": make_key(_own_id(oid, "SE.", ecrf), taken, "visit"),
+                 "label": (event.get("Name") or _text(event) or oid)[:500], "forms": forms}
+        if ecrf:
+            visit |= _schedule(event)
+            if _text(event):
+                visit["description"] = _text(event)[:2000]
+        visits.append(visit)
     for visit in visits:
         moved = [f for f in visit["forms"] if f in log_forms]
         if moved:
@@ -374,9 +393,12 @@ def _study(conversion, study_id, title, study_el, mdv, defs, form_keys, ecrf):
             visit["forms"] = [f for f in visit["forms"] if f not in log_forms]
     if not visits:
         raise ConversionRefused([("Protocol", "the study has no scheduled event to become a visit")])
-    study["visits"] = [dict(v, day=i) for i, v in enumerate(visits)]
-    conversion.warn("study.json", "ODM carries no schedule: visit days are their order (0, 1, 2, ...); "
-                                  "set each visit's day and window in study.json")
+    if all("day" in v for v in visits):
+        study["visits"] = visits
+    else:
+        study["visits"] = [dict(v, day=i) for i, v in enumerate(visits)]
+        conversion.warn("study.json", "ODM carries no schedule: visit days are their order (0, 1, 2, ...); "
+                                      "set each visit's day and window in study.json")
     if log_forms:
         study["log_forms"] = log_forms
     if unscheduled:

@@ -6,8 +6,10 @@ changes nothing."""
 import json
 import shutil
 
+import pytest
 from sqlalchemy import select
 
+from ecrf.errors import Invalid
 from ecrf.models import FormRecord, Subject, SubjectVisit
 from tests.exchange.conftest import write_study
 
@@ -59,3 +61,32 @@ def test_the_csv_export_imports_back_into_a_fresh_copy_with_the_same_values(xs, 
     for form, more in (("dm", ()), ("ex", ("--group", str(out / "ex__doses.csv"))), ("ae", ())):
         assert " 0 created, 0 changed" in run(form, *more)
     assert stored(db, "xscopy") == (records, dates)
+
+
+def test_bad_option_cells_and_orphan_group_rows_refuse_the_file(xs, export, db, make_user, tmp_path):
+    from ecrf.exchange.import_data import ImportRefused, import_data
+
+    user = make_user("importer", "data_manager", "xs", password=PASSWORD)
+    _, out = export("csv")
+    before = stored(db, "xs")
+    dm = (out / "dm.csv").read_text(encoding="utf-8-sig").splitlines()
+    header = dm[0].split(",")
+    cells = next(line for line in dm[1:] if line.startswith(xs.two)).split(",")
+    cells[header.index("symptoms__fever")] = "2"
+    bad = tmp_path / "dm.csv"
+    bad.write_text("\n".join([dm[0], ",".join(cells)]) + "\n", encoding="utf-8")
+    with pytest.raises(ImportRefused) as refused:
+        import_data(db, user, "xs", "dm", bad)
+    assert refused.value.lines() == ["row 2: /symptoms__fever: '2' is not 1 (chosen) or 0"]
+
+    doses = (out / "ex__doses.csv").read_text(encoding="utf-8-sig").splitlines()
+    orphans = tmp_path / "ex__doses.csv"
+    orphans.write_text("\n".join([doses[0], *[line.replace("v1", "v2", 1) for line in doses[1:]]]) + "\n",
+                       encoding="utf-8")
+    with pytest.raises(ImportRefused) as refused:
+        import_data(db, user, "xs", "ex", out / "ex.csv", groups=[orphans])
+    assert refused.value.lines() == [f"row 1: /doses: 2 row(s) of the group file for subject {xs.one!r}, "
+                                     "visit 'v2', record '1' belong to no row of the form's file"]
+    with pytest.raises(Invalid, match="<form>__<group>.csv"):
+        import_data(db, user, "xs", "ex", out / "ex.csv", groups=[out / "dm.csv"])
+    assert stored(db, "xs") == before

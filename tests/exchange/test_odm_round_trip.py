@@ -1,11 +1,11 @@
 """The ODM round trip: every reference study under forms/ is published, exported as ODM 1.3.2 by the
 export service, imported back with ``ecrf import odm`` as a new study, validated, and compared with
-the original: visit ids and labels, the forms of each visit, log forms and unscheduled forms, and
+the original: visit ids, labels, days, windows and descriptions, the forms of each visit, log forms and unscheduled forms, and
 each form's fields (names, titles, types and formats, units, code lists with their codes and labels,
 ranges, missing-data flag options), repeating groups with their columns.
 
-Not compared, because ODM metadata has no place for them (docs/imports.md lists them too): visit
-days and windows, conditions (``show_if``), calculations and soft checks (expressions), ``required``
+Not compared, because ODM metadata has no place for them (docs/imports.md lists them too): the
+arms a visit belongs to, conditions (``show_if``), calculations and soft checks (expressions), ``required``
 (the export marks every item optional), sections inside a form (ItemGroups are the form and its
 repeating groups), widgets other than checkboxes, descriptions, string lengths and patterns other than the partial
 date, the place of a repeating group among the form's fields (it comes after them), and the JSON
@@ -71,7 +71,9 @@ def _field(schema, root):
 def summary(study):
     """What must survive the round trip, as plain data."""
     return {
-        "visits": [(v.id, v.label, list(v.forms)) for v in study.visits],
+        "visits": [(v.id, v.label, v.day, v.window_before, v.window_after, list(v.forms),
+                    next(d.get("description") for d in study.document["visits"] if d["id"] == v.id))
+                   for v in study.visits],
         "log_forms": list(study.log_forms),
         "unscheduled_forms": list(study.document.get("unscheduled_forms") or ()),
         "forms": {form_id: {"title": form.title,
