@@ -150,6 +150,18 @@ def _field_name(item, taken, ecrf):
     return make_key(name, taken, "item")
 
 
+def _choice_code(oid, field):
+    """The option's code in the OID ``IT.<form>.<field>.<code>`` (or ``IT.<form>.<group>.<field>.<code>``)
+    of a multiple-choice field's option item, or None."""
+    if not field:
+        return None
+    rest = oid.split(".", 2)[2] if oid.count(".") >= 2 else ""
+    for tail in (rest, rest.partition(".")[2]):
+        if tail.startswith(f"{field}.") and len(tail) > len(field) + 1:
+            return tail[len(field) + 1:]
+    return None
+
+
 def _own_items(item_refs, defs):
     """In a file ecrf wrote, the items that are not fields of their own, by OID: ``("flags", field
     OID, flag codes)`` for a field's missing-data flag and reason (``<field OID>.MISSING``,
@@ -163,11 +175,12 @@ def _own_items(item_refs, defs):
         item = defs["ItemDef"][oid]
         base, _, suffix = oid.rpartition(".")
         aliases = {a.get("Context"): a.get("Name") for a in item.findall(_q("Alias"))}
-        if CHOICE in aliases and oid.startswith(f"{base}.") and base.endswith(f".{aliases[CHOICE]}"):
+        code = _choice_code(oid, aliases.get(CHOICE))
+        if code is not None:
             title = aliases.get(CHOICE_TITLE) or aliases[CHOICE]
             question = _text(item, "Question")
-            label = question.removeprefix(f"{title}: ") if question.startswith(f"{title}: ") else suffix
-            found[oid] = ("choice", aliases[CHOICE], title, suffix, label)
+            label = question.removeprefix(f"{title}: ") if question.startswith(f"{title}: ") else code
+            found[oid] = ("choice", aliases[CHOICE], title, code, label)
         elif suffix in ("MISSING", "REASON") and base in oids:
             flags = []
             ref = item.find(_q("CodeListRef"))

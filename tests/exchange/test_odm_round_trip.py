@@ -110,3 +110,20 @@ def test_odm_export_imports_back_as_the_same_study(name, db, actor, cli, load_st
         assert _order(got["forms"][form_id]["fields"]) == _order(form["fields"]), form_id
         for field, expected in form["fields"].items():
             assert (form_id, field, got["forms"][form_id]["fields"][field]) == (form_id, field, expected)
+
+
+def test_the_export_study_with_integer_codes_checkboxes_and_flags_round_trips(xs, export, cli, tmp_path):
+    from tests.exchange.conftest import write_study
+
+    _, xml = export("odm")
+    target = tmp_path / "copy" / "xscopy"
+    target.parent.mkdir()
+    assert cli("import", "odm", str(xml), "--study-id", "xscopy", "-o", str(target)).exit_code == 0
+    want, got = summary(load_study(write_study(tmp_path / "again"))), summary(load_study(target))
+    assert got["visits"] == want["visits"] and got["log_forms"] == want["log_forms"] == ["ae"]
+    for form in want["forms"]:
+        assert got["forms"][form] == want["forms"][form]
+    dm = got["forms"]["dm"]["fields"]
+    assert dm["symptoms"]["codes"] == [("cough", "Cough"), ("fever", "Fever")]
+    assert dm["weight"]["missing"] == ["not_done", "unknown"] and dm["weight"]["unit"] == "kg"
+    assert dm["grade"]["kind"] == "integer" and dm["grade"]["codes"][0] == ("1", "Mild")
