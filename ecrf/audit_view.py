@@ -499,9 +499,18 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(text):
-    """A CSV cell a spreadsheet shows as text: a leading formula character gets a ``'`` before it."""
-    if isinstance(text, str) and text.startswith(_FORMULA_START):
+    """A CSV cell a spreadsheet shows as text: a leading formula character gets a ``'`` before it,
+    and so does text that already starts with ``'`` before one (``'=x`` -> ``''=x``), so that
+    ``unneutralise`` gives every text back exactly."""
+    if isinstance(text, str) and text.lstrip("'").startswith(_FORMULA_START):
         return "'" + text
+    return text
+
+
+def unneutralise(text):
+    """The text ``neutralise`` was given (a CSV cell read back)."""
+    if text.startswith("'") and text[1:].lstrip("'").startswith(_FORMULA_START):
+        return text[1:]
     return text
 
 

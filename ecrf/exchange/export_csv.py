@@ -25,7 +25,7 @@ def _cells(cells):
 
 
 #: First characters ``neutralise`` changes (asked of it, so the rule stays in one place).
-_FORMULA_FIRST = frozenset(ch for ch in map(chr, range(128)) if neutralise(ch) != ch)
+_FORMULA_FIRST = frozenset(ch for ch in map(chr, range(128)) if neutralise(ch) != ch) | {"'"}
 
 
 class CsvFile:

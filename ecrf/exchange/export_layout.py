@@ -55,6 +55,8 @@ class Column:
     derived: bool = False
     #: The JSON type of the stored codes (so a code list's value goes back as it was stored).
     code_type: str = "text"
+    #: For a "choice" column: the multiple-choice field's own title (``label`` adds the option's).
+    field_title: str | None = None
 
     def cell(self, data, missing):
         """This column's cell of one stored document (None when empty)."""
@@ -215,7 +217,7 @@ def _columns(form_id, prefix, name, title, schema, root, *, top):
         codes = _codes(schema)
         if codes is not None:  # multiple choice: one 1/0 column per option
             return [Column(f"{name}__{code}", f"{oid}.{code}", f"{title}: {label}", "integer", name,
-                           role="choice", code=code, derived=derived) for code, label in codes]
+                           role="choice", code=code, derived=derived, field_title=title) for code, label in codes]
         if items.get("type") == "object":
             return []  # a repeating group: its own table
         return [Column(name, oid, title, "text", name, derived=derived)]

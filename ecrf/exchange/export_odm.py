@@ -6,7 +6,11 @@ subject. Optionally each value's ``AuditRecord`` (its last change: who, when, wh
 
 The same tables and columns as every other format (``export_layout``): label columns are left out
 (the CodeList carries the labels); missing-data flags are items of their own (``IT.<form>.<field>.MISSING``
-and ``.REASON``); partial dates keep the ODM ``partialDate`` type and the value as written. Log forms
+and ``.REASON``); partial dates keep the ODM ``partialDate`` type and the value as written. The 1/0
+item of each option of a multiple-choice field carries ``Alias`` elements naming the field and its
+title (``ecrf import odm`` puts the field together again from them); a visit's StudyEventDef
+carries its day and window the same way (``ecrf.day``, ``ecrf.window_before``, ``ecrf.window_after``)
+and its description. Log forms
 are repeating forms of one ``SE.LOGS`` event; unscheduled visits are repeats of ``SE.UNSCHEDULED``.
 """
 import datetime as dt
@@ -24,6 +28,11 @@ NS = "http://www.cdisc.org/ns/odm/v1.3"
 LOGS = "SE.LOGS"
 UNSCHEDULED = "SE.UNSCHEDULED"
 _DATA_ACTIONS = ("create", "update", "clear")
+#: Alias contexts on the 1/0 item of each option of a multiple-choice field: the field, its title.
+CHOICE = "ecrf.choice"
+#: A visit's schedule, carried by Alias elements of its StudyEventDef (context ``ecrf.<name>``).
+SCHEDULE = ("day", "window_before", "window_after")
+CHOICE_TITLE = "ecrf.choice.title"
 
 
 def _a(**attrs):
@@ -93,24 +102,30 @@ def _metadata(out, scope, tables, mdv):
             out.write(f"<MeasurementUnit{_a(OID=unit_oid[unit], Name=unit)}>{_text('Symbol', unit)}</MeasurementUnit>")
         out.write("</BasicDefinitions>")
     out.write(f"<MetaDataVersion{_a(OID=mdv, Name=f'{spec.id} version {scope.study.current.number}')}>")
-    events = []  # (oid, name, repeating, type, forms)
+    events = []  # (oid, name, repeating, type, forms, visit or None)
     for visit in spec.visits:
         forms = [f for f in visit.forms if f in chosen]
-        events.append((f"SE.{visit.id}", visit.label, "No", "Scheduled", forms))
+        events.append((f"SE.{visit.id}", visit.label, "No", "Scheduled", forms, visit))
     unscheduled = [f for f in spec.document.get("unscheduled_forms", ()) if f in chosen]
     if unscheduled:
-        events.append((UNSCHEDULED, "Unscheduled visit", "Yes", "Unscheduled", unscheduled))
+        events.append((UNSCHEDULED, "Unscheduled visit", "Yes", "Unscheduled", unscheduled, None))
     logs = [f for f in spec.log_forms if f in chosen]
     if logs:
-        events.append((LOGS, "Logs", "No", "Common", logs))
+        events.append((LOGS, "Logs", "No", "Common", logs, None))
     out.write("<Protocol>")
     for number, (oid, *_rest) in enumerate(events, start=1):
         out.write(f"<StudyEventRef{_a(StudyEventOID=oid, OrderNumber=number, Mandatory='No')}/>")
     out.write("</Protocol>")
-    for oid, name, repeating, kind, forms in events:
+    descriptions = {v["id"]: v.get("description") for v in spec.document.get("visits", ())}
+    for oid, name, repeating, kind, forms, visit in events:
         out.write(f"<StudyEventDef{_a(OID=oid, Name=name, Repeating=repeating, Type=kind)}>")
+        if visit is not None and descriptions.get(visit.id):
+            out.write(_text("Description", descriptions[visit.id]))
         for number, form in enumerate(forms, start=1):
             out.write(f"<FormRef{_a(FormOID=f'F.{form}', OrderNumber=number, Mandatory='No')}/>")
+        if visit is not None:  # the schedule, which ODM has no element for
+            for field in SCHEDULE:
+                out.write(f"<Alias{_a(Context=f'ecrf.{field}', Name=getattr(visit, field))}/>")
         out.write("</StudyEventDef>")
     for form in scope.forms:
         repeating = "Yes" if form in spec.log_forms else "No"
@@ -121,6 +136,7 @@ def _metadata(out, scope, tables, mdv):
         out.write("</FormDef>")
     for table in tables:
         out.write(f"<ItemGroupDef{_a(OID=table.oid, Name=table.name, Repeating='Yes' if table.group else 'No')}>")
+        out.write(_text("Description", table.label))
         for number, column in enumerate((c for c in table.columns if c.in_metadata), start=1):
             out.write(f"<ItemRef{_a(ItemOID=column.oid, OrderNumber=number, Mandatory='No')}/>")
         out.write("</ItemGroupDef>")
@@ -140,6 +156,9 @@ def _metadata(out, scope, tables, mdv):
             if column.codes:
                 out.write(f"<CodeListRef{_a(CodeListOID=f'CL.{column.oid}')}/>")
                 code_lists.append(column)
+            if column.role == "choice":  # so that an import puts the multiple-choice field together again
+                out.write(f"<Alias{_a(Context=CHOICE, Name=column.field)}/>"
+                          f"<Alias{_a(Context=CHOICE_TITLE, Name=column.field_title)}/>")
             out.write("</ItemDef>")
     for column in code_lists:
         kind = column.code_type if column.code_type in ("integer", "float") else "text"

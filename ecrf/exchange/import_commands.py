@@ -95,11 +95,13 @@ def _value(value):
 @click.option("--reason", help="Reason for change, for rows that change saved data.")
 @click.option("--dry-run", is_flag=True, help="Report what would change, write nothing.")
 @click.option("--encoding", help="The file's encoding when not UTF-8.")
+@click.option("--group", "groups", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A repeating group's rows, in the CSV export's <form>__<group>.csv file (repeatable).")
 @click.option("--as", "username", required=True, help="Import as this user (data.import at each "
               "subject's site), who confirms with their password.")
 @click.option("--password-stdin", is_flag=True, help="Read that password from one line of stdin.")
 @pass_ctx
-def import_data_command(ctx, file, study_key, form_key, reason, dry_run, encoding, username,
+def import_data_command(ctx, file, study_key, form_key, reason, dry_run, encoding, groups, username,
                         password_stdin):
     """Import one record per row of a CSV file (the columns of the CSV export) through the capture
     service: all rows or none, every problem listed as 'row N: /field: message'."""
@@ -109,7 +111,7 @@ def import_data_command(ctx, file, study_key, form_key, reason, dry_run, encodin
         user = _acting_user(ctx, session, username, password_stdin)
         try:
             report = import_data(session, user, study_key, form_key, file, reason=reason,
-                                 dry_run=dry_run, encoding=encoding)
+                                 dry_run=dry_run, encoding=encoding, groups=groups)
         except ImportRefused as exc:
             for line in exc.lines():
                 click.echo(line, err=True)

@@ -15,11 +15,13 @@ stored is left alone.
 """
 import dataclasses
 import json
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from audit import RequestContext
+from ecrf.audit_view import unneutralise
 from ecrf.actor import Actor
 from ecrf.auth import permissions
 from ecrf.capture.service import diff_documents, enrol_subject, prepare, save_form
@@ -79,7 +81,12 @@ class _DryRun(Exception):
 
 
 def _field_schema(form_def, field):
-    schema = dict(field.schema)
+    return _resolved(form_def, field.schema)
+
+
+def _resolved(form_def, schema):
+    """``schema`` with its ``$ref`` (within the form) followed."""
+    schema = dict(schema)
     for _ in range(20):
         if "$ref" not in schema:
             break
@@ -158,9 +165,13 @@ def cell_value(column, text):
     return _scalar(schema, text, column)
 
 
-def _columns(header, form_def, is_log):
-    """{column index: (role, field name)} and the header's problems."""
-    names = {f.name for f in form_def.fields}
+def _columns(header, owner, schemas, keys=RECORD_COLUMNS):
+    """{column index: (role, field name)} and the header's problems. Besides the field's own column,
+    a multiple-choice field may come as the export's 1/0 column per option (``<field>__<code>``,
+    role ``("choice", code)``), and a flag's reason in its own column (``<field>_missing_reason``)."""
+    names = set(schemas)
+    choices = {f"{name}__{code}": (name, code) for name, column in schemas.items()
+               if column.schema.get("type") == "array" and column.codes is not None for code in column.codes}
     out, problems, seen = {}, [], set()
     for i, column in enumerate(header):
         where = f"/{column}"
@@ -168,7 +179,7 @@ def _columns(header, form_def, is_log):
             problems.append((1, where, "the column is given twice"))
             continue
         seen.add(column)
-        if column in RECORD_COLUMNS:
+        if column in keys:
             out[i] = (column, None)
         elif column in names:
             out[i] = ("field", column)
@@ -176,28 +187,41 @@ def _columns(header, form_def, is_log):
             continue
         elif column.endswith("_missing") and column[:-8] in names:
             out[i] = ("missing", column[:-8])
+        elif column.endswith("_missing_reason") and column[:-15] in names:
+            out[i] = ("reason", column[:-15])
+        elif column in choices:
+            name, code = choices[column]
+            if name in header:
+                problems.append((1, where, f"{name!r} is given both as one column and as a column per option"))
+            out[i] = (("choice", code), name)
         else:
-            problems.append((1, where, f"{column!r} is not a column of form {form_def.id!r}"))
+            problems.append((1, where, f"{column!r} is not a column of {owner}"))
     if "subject" not in seen:
         problems.append((1, "/subject", "a subject column is needed"))
-    if not is_log and "visit" not in seen:
-        problems.append((1, "/visit", "a visit column is needed for a visit form"))
-    return out, problems
+    return out, problems, seen
 
 
-def import_data(session, user, study_key, form_key, path, *, reason=None, dry_run=False, encoding=None):
+def import_data(session, user, study_key, form_key, path, *, reason=None, dry_run=False, encoding=None,
+                groups=()):
     """Import the rows of the CSV file at ``path`` into ``form_key`` of ``study_key`` as ``user``
     (who needs ``data.import`` at each subject's site); return an ImportReport.
 
     Raises ImportRefused listing every problem (nothing written), or Invalid/NotFound for a file or
     form that cannot be read at all.
     """
+    group_texts = {}
+    for group_path in groups:
+        stem = Path(group_path).stem
+        if not stem.startswith(f"{form_key}__"):
+            raise Invalid(f"{group_path}: a repeating group's file is named <form>__<group>.csv, "
+                          f"as the CSV export names it (here {form_key}__<group>.csv)")
+        group_texts[stem.removeprefix(f"{form_key}__")] = read_text(group_path, encoding, "CSV file")
     return import_csv_text(session, user, study_key, form_key, read_text(path, encoding, "CSV file"),
-                           reason=reason, dry_run=dry_run, name=str(path))
+                           reason=reason, dry_run=dry_run, name=str(path), groups=group_texts)
 
 
 def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dry_run=False,
-                    name="the file", context=IMPORT):
+                    name="the file", context=IMPORT, groups=None):
     """``import_data`` of CSV text (an upload); ``context`` is the request's, on the import channel."""
     header, rows = parse_csv(text, name)
     study = get_study(session, study_key)
@@ -206,10 +230,15 @@ def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dr
         raise NotFound(f"no form {form_key!r} in study {study_key!r}")
     form_def = spec.forms[form_key]
     is_log = form_key in spec.log_forms
-    columns, problems = _columns(header, form_def, is_log)
+    schemas = {f.name: FieldColumn.of(_field_schema(form_def, f)) for f in form_def.fields}
+    columns, problems, seen = _columns(header, f"form {form_key!r}", schemas)
+    if not is_log and "visit" not in seen:
+        problems.append((1, "/visit", "a visit column is needed for a visit form"))
     if problems:
         raise ImportRefused(problems)
-    schemas = {f.name: FieldColumn.of(_field_schema(form_def, f)) for f in form_def.fields}
+    group_rows = {}
+    for group_name, group_text in (groups or {}).items():
+        group_rows[group_name] = _group_rows(form_def, is_log, group_name, group_text)
     report = ImportReport(study_key, form_key, dry_run, [])
     session.expire_all()
     try:
@@ -222,6 +251,11 @@ def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dr
                     problems.append((number, "/", f"{len(row)} cells, but the header has {len(header)}"))
                     continue
                 cells, fields, flags, bad = _read_row(row, columns, schemas)
+                parent = (cells.get("subject", ""), "" if is_log else cells.get("visit", ""),
+                          cells.get("record", "") or ("" if is_log else "1"))
+                for group_name, by_parent in group_rows.items():
+                    if parent in by_parent:
+                        fields[group_name] = by_parent.pop(parent)
                 if bad:
                     problems += [(number, pointer, message) for pointer, message in bad]
                     continue
@@ -237,6 +271,11 @@ def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dr
                 except EcrfError as exc:
                     rows_context.forget_enrolled()
                     problems.append((number, "/", str(exc)))
+            for group_name, by_parent in group_rows.items():
+                for (subject, visit, record), group in by_parent.items():
+                    problems.append((1, f"/{group_name}", f"{len(group)} row(s) of the group file for subject "
+                                                          f"{subject!r}, visit {visit!r}, record {record!r} "
+                                                          "belong to no row of the form's file"))
             if problems:
                 raise ImportRefused(problems)
             if dry_run:
@@ -248,12 +287,53 @@ def import_csv_text(session, user, study_key, form_key, text, *, reason=None, dr
     return report
 
 
+GROUP_KEYS = ("subject", "site", "visit", "record", "row")
+
+
+def _group_rows(form_def, is_log, group, text):
+    """{(subject, visit, record): [row objects, in the order of their row numbers]} of a repeating
+    group's CSV file (the export's ``<form>__<group>.csv``: subject, site, visit, record, row, then
+    the group's item columns); ImportRefused for a bad file, its problems naming the group."""
+    field = next((f for f in form_def.fields if f.name == group), None)
+    items = _resolved(form_def, _field_schema(form_def, field).get("items") or {}) if field is not None else {}
+    if items.get("type") != "object":
+        raise ImportRefused([(1, f"/{group}", f"{group!r} is not a repeating group of form {form_def.id!r}")])
+    schemas = {name: FieldColumn.of(_resolved(form_def, schema))
+               for name, schema in (items.get("properties") or {}).items()}
+    header, rows = parse_csv(text, f"the file of group {group!r}")
+    columns, problems, _seen = _columns(header, f"group {group!r}", schemas, GROUP_KEYS)
+    found, numbers = {}, {}
+    for number, row in enumerate(rows, start=2):
+        if problems or not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            problems.append((number, f"/{group}", f"{len(row)} cells, but the header has {len(header)}"))
+            continue
+        cells, values, flags, bad = _read_row(row, columns, schemas)
+        problems += [(number, f"/{group}{pointer}", message) for pointer, message in bad]
+        problems += [(number, f"/{group}/{name}_missing", "a group's items have no missing-data flags")
+                     for name in flags]
+        key = (cells.get("subject", ""), "" if is_log else cells.get("visit", ""),
+               cells.get("record", "") or ("" if is_log else "1"))
+        order = cells.get("row", "")
+        if not order.isdigit():
+            problems.append((number, f"/{group}/row", f"{order!r} is not a row number"))
+            continue
+        found.setdefault(key, []).append({k: v for k, v in values.items() if v is not None})
+        numbers.setdefault(key, []).append(int(order))
+    if problems:
+        raise ImportRefused([(row, pointer, f"{message} (group {group!r})") for row, pointer, message in problems])
+    return {key: [r for _n, r in sorted(zip(numbers[key], rows_, strict=True), key=lambda p: p[0])]
+            for key, rows_ in found.items()}
+
+
 def _read_row(row, columns, schemas):
     """(record cells, field values, missing-data flags, problems) of one row."""
-    cells, fields, flags, bad = {}, {}, {}, []
+    cells, fields, flags, reasons, chosen, bad = {}, {}, {}, {}, {}, []
     for i, cell in enumerate(row):
         if i not in columns:
             continue
+        cell = unneutralise(cell)  # the export's ``'`` before a cell a spreadsheet would read as a formula
         role, field = columns[i]
         if role == "field":
             try:
@@ -262,8 +342,24 @@ def _read_row(row, columns, schemas):
                 bad.append((f"/{field}", str(exc)))
         elif role == "missing":
             flags[field] = cell.strip()
+        elif role == "reason":
+            reasons[field] = cell.strip()
+        elif isinstance(role, tuple):  # one option of a multiple-choice field: 1, 0 or empty
+            text, code = cell.strip(), role[1]
+            if text not in ("", "0", "1"):
+                bad.append((f"/{field}__{code}", f"{text!r} is not 1 (chosen) or 0"))
+                continue
+            chosen.setdefault(field, []).append((text, code))
         else:
             cells[role] = cell.strip()
+    for field, options in chosen.items():  # every option empty: the field is empty
+        column = schemas[field]
+        fields[field] = None if not any(text for text, _ in options) else \
+            [_scalar(column.schema.get("items", {}), code, column) for text, code in options if text == "1"]
+    for field, reason in reasons.items():
+        flag = flags.get(field, "").partition(":")[0].strip()
+        if flag:
+            flags[field] = f"{flag}: {reason}"
     return cells, fields, flags, bad
 
 

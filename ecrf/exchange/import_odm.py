@@ -84,6 +84,15 @@ def _ordered(refs):
     return sorted(refs, key=lambda r: int(r.get("OrderNumber") or 10**6))
 
 
+def _own_id(oid, prefix, ecrf, last=False):
+    """The id to make a key from: the OID, or in a file ecrf wrote (``SourceSystem="ecrf"``) the id
+    ecrf exported it from (``SE.<visit>``, ``F.<form>``; ``last``: ``IT.<form>.<field>``,
+    ``IG.<form>.<group>``), so that a study exported and imported again keeps its ids."""
+    if not ecrf or not (oid or "").startswith(prefix):
+        return oid
+    return oid.rsplit(".", 1)[1] if last else oid[len(prefix):]
+
+
 def convert_odm(root, study_id, title=None):
     """A ``Conversion`` of the first Study/MetaDataVersion of an ODM root element."""
     if not STUDY_ID.match(study_id or ""):
@@ -93,6 +102,7 @@ def convert_odm(root, study_id, title=None):
     if mdv is None:
         raise Invalid("the ODM file holds no study metadata (Study/MetaDataVersion)")
     conversion = Conversion({}, {})
+    ecrf = root.get("SourceSystem") == "ecrf"
     if len(study_el.findall(_q("MetaDataVersion"))) > 1 or len(root.findall(_q("Study"))) > 1:
         conversion.warn("odm", "only the first Study and MetaDataVersion are converted")
     units = {}
@@ -107,12 +117,12 @@ def convert_odm(root, study_id, title=None):
 
     form_keys, taken = {}, set()
     for oid in defs["FormDef"]:
-        form_keys[oid] = make_key(oid, taken, "form", limit=50)
+        form_keys[oid] = make_key(_own_id(oid, "F.", ecrf), taken, "form", limit=50)
     for oid, form in defs["FormDef"].items():
-        doc = _form(conversion, form_keys[oid], form, defs, units)
+        doc = _form(conversion, form_keys[oid], form, defs, units, ecrf)
         if doc is not None:
             conversion.forms[form_keys[oid]] = doc
-    conversion.study = _study(conversion, study_id, title, study_el, mdv, defs, form_keys)
+    conversion.study = _study(conversion, study_id, title, study_el, mdv, defs, form_keys, ecrf)
     return conversion
 
 
@@ -135,20 +145,77 @@ def _dangling(defs):
             yield "ItemDef", oid, "code list", ref.get("CodeListOID")
 
 
-def _field_name(item, taken):
-    name = item.get("SASFieldName") or item.get("OID")
+def _field_name(item, taken, ecrf):
+    name = item.get("SASFieldName") or _own_id(item.get("OID"), "IT.", ecrf, last=True)
     return make_key(name, taken, "item")
 
 
-def _form(conversion, key, form, defs, units):
+def _choice_code(oid, field):
+    """The option's code in the OID ``IT.<form>.<field>.<code>`` (or ``IT.<form>.<group>.<field>.<code>``)
+    of a multiple-choice field's option item, or None."""
+    if not field:
+        return None
+    rest = oid.split(".", 2)[2] if oid.count(".") >= 2 else ""
+    for tail in (rest, rest.partition(".")[2]):
+        if tail.startswith(f"{field}.") and len(tail) > len(field) + 1:
+            return tail[len(field) + 1:]
+    return None
+
+
+def _own_items(item_refs, defs):
+    """In a file ecrf wrote, the items that are not fields of their own, by OID: ``("flags", field
+    OID, flag codes)`` for a field's missing-data flag and reason (``<field OID>.MISSING``,
+    ``.REASON``), ``("choice", field, title, code, label)`` for the 1/0 item of one option of a
+    multiple-choice field (marked by its ``Alias`` elements)."""
+    from ecrf.exchange.export_odm import CHOICE, CHOICE_TITLE
+
+    oids = {r.get("ItemOID") for r in item_refs}
+    found = {}
+    for oid in oids:
+        item = defs["ItemDef"][oid]
+        base, _, suffix = oid.rpartition(".")
+        aliases = {a.get("Context"): a.get("Name") for a in item.findall(_q("Alias"))}
+        code = _choice_code(oid, aliases.get(CHOICE))
+        if code is not None:
+            title = aliases.get(CHOICE_TITLE) or aliases[CHOICE]
+            question = _text(item, "Question")
+            label = question.removeprefix(f"{title}: ") if question.startswith(f"{title}: ") else code
+            found[oid] = ("choice", aliases[CHOICE], title, code, label)
+        elif suffix in ("MISSING", "REASON") and base in oids:
+            flags = []
+            ref = item.find(_q("CodeListRef"))
+            if suffix == "MISSING" and ref is not None:
+                flags = [c.get("CodedValue") for c in defs["CodeList"][ref.get("CodeListOID")].findall(_q("CodeListItem"))]
+            found[oid] = ("flags", base, flags)
+    return found
+
+
+def _form(conversion, key, form, defs, units, ecrf):
     properties, required, sections, section_ids, names = {}, [], [], set(), set()
     for group_ref in _ordered(form.findall(_q("ItemGroupRef"))):
         group = defs["ItemGroupDef"][group_ref.get("ItemGroupOID")]
         fields, group_required = {}, []
         taken = names if group.get("Repeating") != "Yes" else set()  # a table's columns are its own
-        for item_ref in _ordered(group.findall(_q("ItemRef"))):
+        item_refs = _ordered(group.findall(_q("ItemRef")))
+        own = _own_items(item_refs, defs) if ecrf else {}
+        oid_names, choices = {}, {}
+        for item_ref in item_refs:
             item = defs["ItemDef"][item_ref.get("ItemOID")]
-            name = _field_name(item, taken)
+            kind, *rest = own.get(item.get("OID"), ("item",))
+            if kind == "flags":
+                continue
+            if kind == "choice":
+                field, title, code, label = rest
+                if field not in choices:
+                    choices[field] = make_key(field, taken, "item")
+                    fields[choices[field]] = {"title": title, "type": "array", "uniqueItems": True,
+                                              "items": {"type": "string", "enum": []},
+                                              "x-ecrf": {"widget": "checkboxes", "labels": {}}}
+                choice = fields[choices[field]]
+                choice["items"]["enum"].append(code)
+                choice["x-ecrf"]["labels"][code] = label
+                continue
+            name = oid_names[item.get("OID")] = _field_name(item, taken, ecrf)
             schema = _item(conversion, f"{key}/{name}", item, defs, units)
             if schema is None:
                 continue
@@ -158,11 +225,15 @@ def _form(conversion, key, form, defs, units):
             if item_ref.get("MethodOID") or item_ref.get("CollectionExceptionConditionOID"):
                 conversion.warn(f"{key}/{name}", "a method or collection condition on the item is not "
                                                  "converted (ODM FormalExpressions are not translated)")
+        for oid, (kind, *rest) in own.items():
+            if kind == "flags" and rest[1] and oid_names.get(rest[0]) in fields:
+                fields[oid_names[rest[0]]].setdefault("x-ecrf", {})["missing"] = rest[1]
         if not fields:
             continue
         title = _text(group) or group.get("Name") or group.get("OID")
         if group.get("Repeating") == "Yes":
-            table = make_key(group.get("SASDatasetName") or group.get("OID"), names, "group")
+            table = make_key(group.get("SASDatasetName") or _own_id(group.get("OID"), "IG.", ecrf, last=True),
+                             names, "group")
             for schema in fields.values():
                 schema.get("x-ecrf", {}).pop("warnings", None)
             items = {"type": "object", "properties": fields}
@@ -281,7 +352,21 @@ def _range_check(conversion, where, schema, extra, check):
     conversion.warn(where, f"range check {comparator} {values} ({check.get('SoftHard')}) is not converted")
 
 
-def _study(conversion, study_id, title, study_el, mdv, defs, form_keys):
+def _schedule(event):
+    """A visit's day and window from the ``ecrf.day``, ``ecrf.window_before`` and ``ecrf.window_after``
+    Alias elements of a StudyEventDef ecrf wrote (windows of 0 left out, as in study.json)."""
+    from ecrf.exchange.export_odm import SCHEDULE
+
+    aliases = {a.get("Context"): a.get("Name") for a in event.findall(_q("Alias"))}
+    found = {}
+    for name in SCHEDULE:
+        text = (aliases.get(f"ecrf.{name}") or "").strip()
+        if text.lstrip("-").isdigit() and (name == "day" or int(text)):
+            found[name] = int(text)
+    return found
+
+
+def _study(conversion, study_id, title, study_el, mdv, defs, form_keys, ecrf):
     protocol = mdv.find(_q("Protocol"))
     order = [r.get("StudyEventOID") for r in _ordered(protocol.findall(_q("StudyEventRef")))] \
         if protocol is not None else []
@@ -306,8 +391,13 @@ def _study(conversion, study_id, title, study_el, mdv, defs, form_keys):
         if event.get("Repeating") == "Yes":
             conversion.warn(f"StudyEventDef {oid}", "a repeating event is one visit in ecrf "
                                                     "(add unscheduled visits for repeats)")
-        visits.append({"id": make_key(oid, taken, "visit"),
-                       "label": (event.get("Name") or _text(event) or oid)[:500], "forms": forms})
+        visit = {"id": make_key(_own_id(oid, "SE.", ecrf), taken, "visit"),
+                 "label": (event.get("Name") or _text(event) or oid)[:500], "forms": forms}
+        if ecrf:
+            visit |= _schedule(event)
+            if _text(event):
+                visit["description"] = _text(event)[:2000]
+        visits.append(visit)
     for visit in visits:
         moved = [f for f in visit["forms"] if f in log_forms]
         if moved:
@@ -316,9 +406,12 @@ def _study(conversion, study_id, title, study_el, mdv, defs, form_keys):
             visit["forms"] = [f for f in visit["forms"] if f not in log_forms]
     if not visits:
         raise ConversionRefused([("Protocol", "the study has no scheduled event to become a visit")])
-    study["visits"] = [dict(v, day=i) for i, v in enumerate(visits)]
-    conversion.warn("study.json", "ODM carries no schedule: visit days are their order (0, 1, 2, ...); "
-                                  "set each visit's day and window in study.json")
+    if all("day" in v for v in visits):
+        study["visits"] = visits
+    else:
+        study["visits"] = [dict(v, day=i) for i, v in enumerate(visits)]
+        conversion.warn("study.json", "ODM carries no schedule: visit days are their order (0, 1, 2, ...); "
+                                      "set each visit's day and window in study.json")
     if log_forms:
         study["log_forms"] = log_forms
     if unscheduled:

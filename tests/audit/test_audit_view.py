@@ -273,6 +273,8 @@ def test_export_refuses_unknown_formats(db, logged, actor):
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("a=b", "a=b"), ("", ""),
+    ("'=1", "''=1"), ("''-1", "'''-1"), ("'abc", "'abc"), ("'", "'"),
 ])
 def test_neutralise(text, expected):
     assert audit_view.neutralise(text) == expected
+    assert audit_view.unneutralise(expected) == text  # a cell read back is the text written
