@@ -6,6 +6,7 @@ an outer transaction that is rolled back, so services' own transactions become s
 """
 import contextlib
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -233,3 +234,23 @@ def form_def(tmp_path):
         return load(folder).forms[form_id]
 
     return make
+
+
+def run_processes(target, arguments, timeout):
+    """Run ``target(*args, start)`` in a fresh (spawned) process per ``args`` of ``arguments``, all
+    released at once by the ``start`` event, and assert that each exits 0 within ``timeout``
+    seconds (a process still running then is killed)."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [context.Process(target=target, args=(*args, start)) for args in arguments]
+    for process in workers:
+        process.start()
+    try:
+        start.set()
+        for process in workers:
+            process.join(timeout)
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.kill()
+    assert [p.exitcode for p in workers] == [0] * len(workers)

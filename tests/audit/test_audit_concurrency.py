@@ -1,6 +1,5 @@
 """Several processes writing at once: the appends are serialised (PostgreSQL's advisory lock, SQLite's
 write lock), so the chain never forks and no event is lost."""
-import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from ecrf.audit_check import verify_database
 from ecrf.db import make_engine, make_session_factory
 from ecrf.definitions import load_study
 from ecrf.definitions.publish import publish_study
+from tests.conftest import run_processes
 
 HERE = Path(__file__).parent
 WORKERS = 4
@@ -30,21 +30,7 @@ def test_concurrent_writers_leave_an_intact_chain(new_database, monkeypatch):
     with engine.connect() as conn:
         before = conn.scalar(select(func.count()).select_from(audit_event))
 
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    workers = [context.Process(target=audit_worker.run, args=(url, n, "01" if n % 2 else "02", start))
-               for n in range(WORKERS)]
-    for process in workers:
-        process.start()
-    try:
-        start.set()
-        for process in workers:
-            process.join(120)
-    finally:
-        for process in workers:
-            if process.is_alive():
-                process.kill()
-    assert [p.exitcode for p in workers] == [0] * WORKERS
+    run_processes(audit_worker.run, [(url, n, "01" if n % 2 else "02") for n in range(WORKERS)], 120)
 
     operations = WORKERS * audit_worker.SUBJECTS * audit_worker.OPERATIONS_PER_SUBJECT
     assert operations == 100

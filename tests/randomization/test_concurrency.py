@@ -1,6 +1,5 @@
 """Several processes randomizing at the same instant never share a slot or a number (both
 backends: on SQLite the writer lock serialises them, on PostgreSQL the unique constraints do)."""
-import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from ecrf.definitions import load_study
 from ecrf.definitions.publish import publish_study
 from ecrf.models import Allocation, AllocationSlot, Subject
 from ecrf.randomization.service import generate_list
+from tests.conftest import run_processes
 from tests.randomization.conftest import study_document, write_rz_study
 
 HERE = Path(__file__).parent
@@ -40,21 +40,7 @@ def test_concurrent_randomizations_take_distinct_slots(new_database, monkeypatch
             save_form(session, actor, "rz", subject.key, "screening", "elig", {"inc_ok": True}, complete=True)
             keys.append(subject.key)
 
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    workers = [context.Process(target=rz_worker.run, args=(url, "rz", keys[n::WORKERS], start))
-               for n in range(WORKERS)]
-    for process in workers:
-        process.start()
-    try:
-        start.set()
-        for process in workers:
-            process.join(180)
-    finally:
-        for process in workers:
-            if process.is_alive():
-                process.kill()
-    assert [p.exitcode for p in workers] == [0] * WORKERS
+    run_processes(rz_worker.run, [(url, "rz", keys[n::WORKERS]) for n in range(WORKERS)], 180)
 
     with sessions() as session:
         rows = list(session.scalars(select(Allocation)))
