@@ -24,6 +24,10 @@ ECRF_LOCKOUT_MINUTES           length of a lockout (15)
 ECRF_LOGIN_ADDRESS_ATTEMPTS    failed logins from one client address, over any usernames, before
                                that address gets 429 until its window ends; 0 turns it off (30)
 ECRF_LOGIN_ADDRESS_MINUTES     that window, minutes (15)
+ECRF_TRUSTED_PROXIES           reverse proxies in front of ecrf whose X-Forwarded-For/-Proto ecrf
+                               believes: the client address (throttling, the audit log) is the one
+                               the nearest N proxies report; 0 ignores those headers, which anyone
+                               can send (0)
 ECRF_SECURE_COOKIES            send cookies over HTTPS only (on in production, off otherwise)
 ECRF_ARGON2_TIME_COST          argon2id passes for new password hashes (3)
 ECRF_ARGON2_MEMORY_KIB         argon2id memory for new password hashes, KiB (65536)
@@ -67,6 +71,7 @@ def from_environ(environ=None):
         "LOCKOUT_MINUTES": int(env.get("ECRF_LOCKOUT_MINUTES") or 15),
         "LOGIN_ADDRESS_ATTEMPTS": int(env.get("ECRF_LOGIN_ADDRESS_ATTEMPTS") or 30),
         "LOGIN_ADDRESS_MINUTES": int(env.get("ECRF_LOGIN_ADDRESS_MINUTES") or 15),
+        "TRUSTED_PROXIES": int(env.get("ECRF_TRUSTED_PROXIES") or 0),
         "SECURE_COOKIES": _flag(env.get("ECRF_SECURE_COOKIES"), mode == "production"),
         "ARGON2_TIME_COST": int(env.get("ECRF_ARGON2_TIME_COST") or 3),
         "ARGON2_MEMORY_KIB": int(env.get("ECRF_ARGON2_MEMORY_KIB") or 65536),

@@ -60,4 +60,11 @@ def create_app(config=None):
     )
     Database(settings.get("DATABASE_BIND") or settings["DATABASE_URL"], **database_options(settings)).init_app(app)
     web.init_app(app)
+    if settings["TRUSTED_PROXIES"] > 0:
+        # Behind N reverse proxies the client is the address they forwarded; headers from anyone
+        # else are not believed (without this setting, X-Forwarded-* are ignored altogether).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = settings["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     return app

@@ -103,3 +103,28 @@ def test_the_service_raises_throttled_and_can_be_turned_off(db, users):
     off = LoginPolicy(attempts=3, address=AddressPolicy(attempts=0))
     assert authenticate(db, users[2], PASSWORD, where, off) is not None
     assert authenticate(db, users[2], PASSWORD, RequestContext(channel="cli"), policy) is not None
+
+
+def _spray_behind_proxy(client, csrf_from, users, forwarded_for):
+    """Failed sign-ins arriving from the proxy's address, each claiming another client address."""
+    answers = []
+    for n, name in enumerate(users * 2):
+        headers = {"X-Forwarded-For": forwarded_for(n)}
+        token = csrf_from(client.get("/login", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"}))
+        answers.append(client.post("/login", data={"username": name, "password": "wrong guess 12345",
+                                                   "csrf_token": token},
+                                   headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code)
+    return answers
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_on_its_own(connection, users, db, csrf_from):
+    client = _app(connection, TRUSTED_PROXIES=1, LOCKOUT_ATTEMPTS=100).test_client()
+    answers = _spray_behind_proxy(client, csrf_from, users, lambda n: f"192.0.2.{n}")
+    assert set(answers) == {401}  # sixteen clients, one failure each: none throttled
+    assert db.scalar(select(func.count()).select_from(LoginThrottle)) == len(answers)
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_not_believed(connection, users, db, csrf_from):
+    client = _app(connection, LOCKOUT_ATTEMPTS=100).test_client()
+    answers = _spray_behind_proxy(client, csrf_from, users, lambda n: f"192.0.2.{n}")
+    assert answers[:6] == [401] * 6 and set(answers[6:]) == {429}  # all counted as the connecting address
