@@ -172,8 +172,8 @@ def _allocation_list(session, actor, study_key):
 
 
 def _randomize(session, actor, spec, study_key, subject_key):
-    """Randomize an enrolled sample subject as the protocol does; one the generic sample data cannot
-    stratify (a missing value) stays unrandomized, as it would at a site."""
+    """Randomize a sample subject as the protocol does; one the service refuses (not enrolled, a
+    stratification value the generic sample data left out) stays unrandomized, as it would at a site."""
     from ecrf.randomization import service as randomization
 
     if not spec.document.get("randomization"):

@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from ecrf.capture.schedule import anchor_visit, schedule
+from ecrf.capture.schedule import anchor_visit, applies, schedule
 from ecrf.models import FormRecord, Site, Subject, SubjectState, SubjectVisit
 
 #: How a visit's cell reads when its forms are in different states: the least advanced wins.
@@ -74,7 +74,7 @@ def _overdue_subject_ids(session, spec, where, today):
         arm = arms.get(subject_id)
         for visit in spec.visits:
             last = latest_day[visit.id]
-            if visit.arms and (arm is None or arm not in visit.arms):
+            if not applies(visit, arm):
                 continue  # not this subject's visit, or not yet known to be
             if visit.id not in visits and today > day0 + dt.timedelta(days=last):
                 overdue.add(subject_id)

@@ -358,9 +358,9 @@ def manifest(scope, fmt, files, rows, actor, **extra):
 
 
 def manifest_hash(document):
-    from ecrf.definitions.model import canonical_json
+    from ecrf.definitions.model import content_hash
 
-    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+    return content_hash(document)
 
 
 def record_export(session, actor, scope, fmt, rows, digest):

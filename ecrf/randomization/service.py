@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from audit import Action, append
+from ecrf.audit_view import neutralise, unneutralise
 from ecrf.db import utcnow, write_transaction
 from ecrf.errors import Conflict, Invalid, NotFound
 from ecrf.models import (Allocation, AllocationList, AllocationSlot, FormRecord, RecordStatus, Site,
@@ -120,8 +121,9 @@ def export_list(session, actor, study_key, out):
         count = 0
         for slot in session.scalars(select(AllocationSlot).where(AllocationSlot.list_id == row.id)
                                     .order_by(AllocationSlot.randomization_number)):
-            writer.writerow([slot.randomization_number, slot.stratum, slot.position,
-                             "" if slot.block is None else slot.block, slot.arm, slot.kit or ""])
+            writer.writerow([slot.randomization_number, neutralise(slot.stratum), slot.position,
+                             "" if slot.block is None else slot.block, neutralise(slot.arm),
+                             neutralise(slot.kit or "")])
             count += 1
         append(session.connection(), _event(actor, study, Action.EXPORT, "/allocation_list",
                                             {"slots": count, "format": "csv"}, "allocation list exported"))
@@ -138,7 +140,9 @@ def read_csv(text):
         else:
             body.append(line)
     reader = csv.DictReader(io.StringIO("\n".join(body)))
-    return header, [(n + 2 + len(header), r) for n, r in enumerate(reader)], reader.fieldnames or []
+    rows = [(n + 2 + len(header), {k: unneutralise(v) if isinstance(v, str) else v for k, v in r.items()})
+            for n, r in enumerate(reader)]
+    return header, rows, reader.fieldnames or []
 
 
 def import_list(session, actor, study_key, text):

@@ -15,8 +15,9 @@ from ecrf.auth import accounts, permissions
 from ecrf.db import get_session
 from ecrf.errors import Conflict, EcrfError, NotFound, PermissionDenied
 from ecrf.models import ROLES
-from ecrf.web.audit import export_response, number_arg
+from ecrf.web.audit import export_response
 from ecrf.web.auth import current_actor
+from ecrf.web.input_guard import number_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -21,7 +21,7 @@ from ecrf.errors import EcrfError, Invalid, NotFound
 from ecrf.studies import definition, get_site, get_study
 from ecrf.web.bearer import api_actor, bearer_required
 from ecrf.web.idempotent import idempotent
-from ecrf.web.input_guard import MAX_DB_BIGINT, int_arg
+from ecrf.web.input_guard import number_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -233,7 +233,7 @@ def audit(study_key):
     study = get_study(session, study_key)
     scope = audit_view.scope_for(session, g.api_user, study)
     filters = audit_view.AuditFilters.from_mapping(request.args)
-    before = int_arg("before", maximum=MAX_DB_BIGINT)
+    before = number_arg("before")
     page = audit_view.query_events(session, scope, filters, before=before)
     events = [{"seq": e.seq, "ts": e.ts, "action": e.action, "actor": e.actor_name, "role": e.actor_role,
                "site": e.site, "subject": e.subject, "visit": e.visit, "form": e.form,

@@ -8,8 +8,6 @@
 (``...`` is ``/api/v1/studies/<study>``.) Each route loads (404), asks the permission table, calls
 one service; whether an arm shows is decided by ``can_see_arm`` alone.
 """
-import datetime as dt
-
 from flask import Blueprint, current_app, g, jsonify
 
 from ecrf.auth import permissions
@@ -57,8 +55,8 @@ def randomize(study_key, subject_key):
 
 
 def policy():
-    return LoginPolicy(current_app.config["LOCKOUT_ATTEMPTS"],
-                       dt.timedelta(minutes=current_app.config["LOCKOUT_MINUTES"]))
+    """The sign-in policy a password re-entry counts against (lockout and address throttle)."""
+    return LoginPolicy.from_settings(current_app.config)
 
 
 @bp.post(SUBJECT + "/unblind")

@@ -18,7 +18,7 @@ from ecrf.db import get_session
 from ecrf.errors import Invalid
 from ecrf.studies import definition, get_study, list_sites
 from ecrf.web.auth import current_actor
-from ecrf.web.input_guard import MAX_DB_BIGINT, int_arg
+from ecrf.web.input_guard import int_arg, number_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/studies/<study_key>/audit")
 
@@ -27,11 +27,6 @@ def _study_and_scope(study_key):
     session = get_session()
     study = get_study(session, study_key)
     return session, study, audit_view.scope_for(session, current_user.user, study)
-
-
-def number_arg(name):
-    """A positive event number argument, or None when absent (400 for anything else)."""
-    return int_arg(name, minimum=1, maximum=MAX_DB_BIGINT)
 
 
 @bp.get("")

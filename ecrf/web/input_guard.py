@@ -152,3 +152,8 @@ def init_app(app):
     app.json_provider_class = GuardedJSONProvider
     app.json = GuardedJSONProvider(app)
     app.before_request(refuse_unstorable)
+
+
+def number_arg(name):
+    """A positive event number argument, or None when absent (a 4xx for anything else)."""
+    return int_arg(name, minimum=1, maximum=MAX_DB_BIGINT)

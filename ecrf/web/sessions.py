@@ -108,7 +108,7 @@ class DatabaseSessionInterface(SessionInterface):
                 # session, a sign-in or a sign-out that cannot be stored is a 503.
                 app.logger.warning("session not stored: %s", exc)
                 return
-            _answer_unavailable(response)
+            _answer_unavailable(response, exc)
 
     def _save(self, app, session, response):
         name = self.get_cookie_name(app)
@@ -163,19 +163,17 @@ def _writer():
     return session
 
 
-def _answer_unavailable(response):
+def _answer_unavailable(response, exc):
     """Turn ``response`` into the 503 answer when the session could not be stored: whatever the view
     did, this browser's session (its sign-in, its CSRF token) was not kept, so it must try again."""
-    from ecrf.web.errors import RETRY_AFTER_SECONDS, UNAVAILABLE, render_error
+    from ecrf.web.errors import render_unavailable
 
-    body, status = render_error(503, UNAVAILABLE)
-    page = current_app.make_response(body)
-    response.status_code = status
+    page = render_unavailable(exc)
+    response.status_code = page.status_code
     response.set_data(page.get_data())
-    response.headers["Content-Type"] = page.headers["Content-Type"]
     response.headers.pop("Location", None)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    response.headers["Cache-Control"] = "no-store"
+    for name in ("Content-Type", "Retry-After", "Cache-Control"):
+        response.headers[name] = page.headers[name]
 
 
 def _raise_fault():

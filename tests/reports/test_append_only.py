@@ -344,6 +344,7 @@ def test_an_arm_changed_in_the_database_is_named_without_naming_it(committed, is
     assert code == 1 and len(failed) == 1
     assert "the stored arm differs from the log's (randomized at event" in failed[0]
     assert "'a'" not in failed[0] and "'b'" not in failed[0]
+    assert "Active" not in failed[0] and "Placebo" not in failed[0]
     with committed.begin() as conn:  # an arm given to a subject the log never randomized
         conn.execute(text("UPDATE subject SET arm = :arm WHERE arm IS NOT NULL"), {"arm": arm})
         conn.execute(text("UPDATE subject SET arm = 'a' WHERE arm IS NULL AND id = (SELECT MIN(id) "

@@ -75,11 +75,12 @@ def test_every_route_with_nul_in_each_path_segment_and_query(app, client, seeded
             url = _url(seeded, rule, **{name: "a%00b"})
             response = _send(client, seeded, method, url)
             _assert_clear_4xx(response, (400,))
+            # The guard refused it (not, on a page's POST, the CSRF check that would refuse it anyway).
+            assert "NUL" in response.get_data(as_text=True), (method, rule.rule)
             probed += 1
         response = _send(client, seeded, method, _url(seeded, rule) + "?q=%00&site=0%001&subject=%00")
         _assert_clear_4xx(response, (400,))
-        if rule._converters:
-            assert "NUL" in response.get_data(as_text=True)
+        assert "NUL" in response.get_data(as_text=True), (method, rule.rule)
     assert probed > 50
 
 
@@ -122,18 +123,24 @@ def test_every_write_route_refuses_hostile_json_with_400(app, client, seeded, bo
         response = _send(client, seeded, method, _url(seeded, rule), data=body,
                          content_type="application/json")
         _assert_clear_4xx(response, (400,))
+        assert "JSON" in response.get_data(as_text=True), (method, rule.rule)  # the guard, not CSRF
         probed += 1
     assert probed > 20
 
 
 def test_every_write_route_refuses_nul_in_form_fields(app, client, seeded, csrf_from):
     token = csrf_from(client.get(f"/studies/{seeded.study}/subjects/new"))
+    assert token
+    probed = 0
     for rule, method in _routes(app):
         if method == "GET" or rule.rule.startswith("/api/"):
             continue
         response = _send(client, seeded, method, _url(seeded, rule),
                          data={"csrf_token": token, "reason": "a\x00b", "a\x00": "x"})
         _assert_clear_4xx(response, (400,))
+        assert "NUL" in response.get_data(as_text=True), (method, rule.rule)
+        probed += 1
+    assert probed >= 5
 
 
 def test_huge_numbers_in_json_bodies_never_fail(client, seeded):
